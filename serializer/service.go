@@ -1,0 +1,423 @@
+package serializer
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"unicode"
+)
+
+// MaxIdentityLen bounds a device identity (hwid, serial, MAC or idempotency key).
+const MaxIdentityLen = 200
+
+// MaxBatchSize bounds the planned size of one batch.
+const MaxBatchSize = 100_000_000
+
+// IssueRequest is a jig's request for a UCI.
+type IssueRequest struct {
+	StationID  string          // "" = the appliance's only or default station
+	ProductID  string          // "" = the station's product
+	Identity   string          // "" = none: every request gets a new UCI
+	Attributes json.RawMessage // the device object the jig sent, stored as is
+	Token      string          // the station token the jig presented
+}
+
+// OpenBatchRequest asks for a new batch at a station.
+type OpenBatchRequest struct {
+	StationID string `json:"station"`
+	ProductID string `json:"product"` // "" = the station's product
+	Planned   int    `json:"planned"` // 0 = no limit
+}
+
+// Catalog is the configured set of products and stations.
+type Catalog struct {
+	Products []Product
+	Stations []Station
+}
+
+type catalog struct {
+	Catalog
+	products map[string]Product
+	stations map[string]Station
+}
+
+// Service applies the issuance rules on top of a Repository. It is safe for
+// concurrent use; the catalog can be replaced while requests are in flight.
+type Service struct {
+	repo    Repository
+	queue   PrintQueue
+	newUCI  func() (UCI, error)
+	catalog atomic.Pointer[catalog]
+	targets atomic.Pointer[syncTargets]
+	sync    SyncQueue
+}
+
+type syncTargets struct{ all, auto []string }
+
+// SetSyncTargets names the configured upstream targets and those of them that take
+// every batch when it closes, and the queue to tell when a batch was queued.
+func (s *Service) SetSyncTargets(all, auto []string, q SyncQueue) {
+	s.targets.Store(&syncTargets{all: slices.Clone(all), auto: slices.Clone(auto)})
+	s.sync = q
+}
+
+// SetAutoSync is SetSyncTargets for targets that all take every closed batch.
+func (s *Service) SetAutoSync(targets []string, q SyncQueue) { s.SetSyncTargets(targets, targets, q) }
+
+func (s *Service) autoSyncTargets() []string {
+	if t := s.targets.Load(); t != nil {
+		return t.auto
+	}
+	return nil
+}
+
+// SyncTargets returns the names of the configured upstream targets.
+func (s *Service) SyncTargets() []string {
+	if t := s.targets.Load(); t != nil {
+		return t.all
+	}
+	return nil
+}
+
+// RequestSync queues a batch for upstream targets (none named: every configured one).
+// Devices a target accepted before are not sent again; devices it refused are.
+func (s *Service) RequestSync(ctx context.Context, batchID int64, targets []string, actor, reason string) (map[string]int, error) {
+	all := s.SyncTargets()
+	if len(all) == 0 {
+		return nil, Errorf(EINVALID, "no upstream target is configured ([[upstream]] in the config file)")
+	}
+	if len(targets) == 0 {
+		targets = all
+	}
+	for _, t := range targets {
+		if !slices.Contains(all, t) {
+			return nil, Errorf(EINVALID, "unknown upstream target %q (configured: %s)", t, strings.Join(all, ", "))
+		}
+	}
+	queued, err := s.repo.EnqueueSync(ctx, batchID, targets, actor, strings.TrimSpace(reason))
+	if err == nil {
+		s.syncQueued()
+	}
+	return queued, err
+}
+
+// SyncStatus returns a batch's progress with each target it was queued for.
+func (s *Service) SyncStatus(ctx context.Context, batchID int64) ([]TargetSync, error) {
+	return s.repo.SyncStatus(ctx, batchID)
+}
+
+// SyncFailures returns a batch's devices that a target refused.
+func (s *Service) SyncFailures(ctx context.Context, batchID int64, limit int) ([]SyncFailure, error) {
+	return s.repo.SyncFailures(ctx, batchID, limit)
+}
+
+// EachDevice calls fn for every device of a batch in issue order.
+func (s *Service) EachDevice(ctx context.Context, batchID int64, fn func(Device) error) error {
+	if _, err := s.repo.Batch(ctx, batchID); err != nil {
+		return err
+	}
+	return s.repo.EachDevice(ctx, batchID, fn)
+}
+
+func (s *Service) syncQueued() {
+	if s.sync != nil {
+		s.sync.Wake()
+	}
+}
+
+// NewService returns a Service over repo. queue may be nil.
+func NewService(repo Repository, queue PrintQueue) *Service {
+	s := &Service{repo: repo, queue: queue, newUCI: NewUCI}
+	s.catalog.Store(&catalog{products: map[string]Product{}, stations: map[string]Station{}})
+	return s
+}
+
+// SetUCISource replaces the random source of new UCIs; tests use it to force collisions.
+func (s *Service) SetUCISource(f func() (UCI, error)) { s.newUCI = f }
+
+// SetCatalog checks c, records it in the repository and makes it current.
+func (s *Service) SetCatalog(ctx context.Context, c Catalog) error {
+	next, err := newCatalog(c)
+	if err != nil {
+		return err
+	}
+	if err := s.repo.SyncCatalog(ctx, c.Products, c.Stations); err != nil {
+		return err
+	}
+	s.catalog.Store(next)
+	return nil
+}
+
+// Catalog returns the current products and stations.
+func (s *Service) Catalog() Catalog { return s.catalog.Load().Catalog }
+
+// Station returns the configured station with the given id.
+func (s *Service) Station(id string) (Station, bool) {
+	st, ok := s.catalog.Load().stations[id]
+	return st, ok
+}
+
+// Product returns the configured product with the given id.
+func (s *Service) Product(id string) (Product, bool) {
+	p, ok := s.catalog.Load().products[id]
+	return p, ok
+}
+
+func newCatalog(c Catalog) (*catalog, error) {
+	next := &catalog{Catalog: c, products: map[string]Product{}, stations: map[string]Station{}}
+	for _, p := range c.Products {
+		if p.ID == "" {
+			return nil, Errorf(EINVALID, "a product has no id")
+		}
+		if _, dup := next.products[p.ID]; dup {
+			return nil, Errorf(EINVALID, "product %q is configured twice", p.ID)
+		}
+		next.products[p.ID] = p
+	}
+	defaults := 0
+	for _, st := range c.Stations {
+		if st.ID == "" {
+			return nil, Errorf(EINVALID, "a station has no id")
+		}
+		if _, dup := next.stations[st.ID]; dup {
+			return nil, Errorf(EINVALID, "station %q is configured twice", st.ID)
+		}
+		if st.ProductID != "" {
+			if _, ok := next.products[st.ProductID]; !ok {
+				return nil, Errorf(EUNKNOWNPRODUCT, "station %q makes product %q, which is not configured", st.ID, st.ProductID)
+			}
+		}
+		if st.AutoBatch && st.ProductID == "" {
+			return nil, Errorf(EINVALID, "station %q opens batches automatically but names no product", st.ID)
+		}
+		if st.BatchSize < 0 || st.BatchSize > MaxBatchSize {
+			return nil, Errorf(EINVALID, "station %q: batch size %d is out of range (0 to %d)", st.ID, st.BatchSize, MaxBatchSize)
+		}
+		if st.Default {
+			defaults++
+		}
+		next.stations[st.ID] = st
+	}
+	if defaults > 1 {
+		return nil, Errorf(EINVALID, "%d stations are marked default; at most one may be", defaults)
+	}
+	return next, nil
+}
+
+// station resolves a requested station id: "" means the only station, or the one
+// marked default.
+func (c *catalog) station(id string) (Station, error) {
+	if id != "" {
+		st, ok := c.stations[id]
+		if !ok {
+			return Station{}, Errorf(EUNKNOWNSTATION, "unknown station %q", id)
+		}
+		return st, nil
+	}
+	if len(c.Stations) == 1 {
+		return c.Stations[0], nil
+	}
+	for _, st := range c.Stations {
+		if st.Default {
+			return st, nil
+		}
+	}
+	return Station{}, Errorf(EUNKNOWNSTATION, "no station named: this appliance has %d stations and none is the default; add ?station=ID", len(c.Stations))
+}
+
+// Issue returns the UCI for one device: the identity's existing UCI when it has
+// one, otherwise a new UCI that is durable, with its label job queued, before
+// Issue returns.
+func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
+	c := s.catalog.Load()
+	st, err := c.station(req.StationID)
+	if err != nil {
+		return Issued{}, err
+	}
+	if st.Token != "" && subtle.ConstantTimeCompare([]byte(req.Token), []byte(st.Token)) != 1 {
+		if req.Token == "" {
+			return Issued{}, Errorf(EUNAUTHORIZED, "station %q requires a token (?token= or Authorization: Bearer)", st.ID)
+		}
+		return Issued{}, Errorf(EUNAUTHORIZED, "wrong token for station %q", st.ID)
+	}
+	productID := req.ProductID
+	if productID == "" {
+		productID = st.ProductID
+	}
+	if productID == "" {
+		return Issued{}, Errorf(EUNKNOWNPRODUCT, "no product named and station %q has no default product", st.ID)
+	}
+	if _, ok := c.products[productID]; !ok {
+		return Issued{}, Errorf(EUNKNOWNPRODUCT, "unknown product %q", productID)
+	}
+	if err := ValidateIdentity(req.Identity); err != nil {
+		return Issued{}, err
+	}
+	issued, err := s.repo.IssueDevice(ctx, IssueParams{
+		Station:    st,
+		ProductID:  productID,
+		Identity:   req.Identity,
+		Attributes: req.Attributes,
+		NewUCI:     s.newUCI,
+		AutoSync:   s.autoSyncTargets(),
+	})
+	if err != nil {
+		return Issued{}, err
+	}
+	if issued.ClosedBatchID != 0 {
+		s.syncQueued()
+	}
+	if !issued.Existing && s.queue != nil {
+		s.queue.Queued(st.ID)
+	}
+	return issued, nil
+}
+
+// ValidateIdentity checks a device identity: printable, at most MaxIdentityLen bytes.
+func ValidateIdentity(id string) error {
+	if len(id) > MaxIdentityLen {
+		return Errorf(EINVALID, "device identity is %d bytes long; at most %d are allowed", len(id), MaxIdentityLen)
+	}
+	if strings.IndexFunc(id, func(r rune) bool { return !unicode.IsPrint(r) || r == unicode.ReplacementChar }) >= 0 {
+		return Errorf(EINVALID, "device identity %q has characters that are not printable", id)
+	}
+	return nil
+}
+
+// Device returns the device with the given UCI.
+func (s *Service) Device(ctx context.Context, uci UCI) (Device, error) {
+	return s.repo.Device(ctx, uci)
+}
+
+// PrintJobs returns the label jobs of a device, oldest first.
+func (s *Service) PrintJobs(ctx context.Context, uci UCI) ([]PrintJob, error) {
+	return s.repo.PrintJobs(ctx, uci)
+}
+
+// Batch returns the batch with the given id, with its counters.
+func (s *Service) Batch(ctx context.Context, id int64) (Batch, error) { return s.repo.Batch(ctx, id) }
+
+// Batches lists batches, newest first.
+func (s *Service) Batches(ctx context.Context, f BatchFilter) ([]Batch, error) {
+	return s.repo.Batches(ctx, f)
+}
+
+// OpenBatch opens a batch at a station; a station has at most one open batch.
+func (s *Service) OpenBatch(ctx context.Context, req OpenBatchRequest, actor string) (Batch, error) {
+	c := s.catalog.Load()
+	if req.StationID == "" {
+		return Batch{}, Errorf(EINVALID, "station is required")
+	}
+	st, err := c.station(req.StationID)
+	if err != nil {
+		return Batch{}, err
+	}
+	productID := req.ProductID
+	if productID == "" {
+		productID = st.ProductID
+	}
+	if productID == "" {
+		return Batch{}, Errorf(EINVALID, "product is required: station %q has no default product", st.ID)
+	}
+	if _, ok := c.products[productID]; !ok {
+		return Batch{}, Errorf(EUNKNOWNPRODUCT, "unknown product %q", productID)
+	}
+	if req.Planned < 0 || req.Planned > MaxBatchSize {
+		return Batch{}, Errorf(EINVALID, "planned size %d is out of range (0 for no limit, up to %d)", req.Planned, MaxBatchSize)
+	}
+	return s.repo.OpenBatch(ctx, Batch{ProductID: productID, StationID: st.ID, Planned: req.Planned}, actor)
+}
+
+// CloseBatch closes an open batch; its devices can then be registered upstream.
+func (s *Service) CloseBatch(ctx context.Context, id int64, actor, reason string) (Batch, error) {
+	b, err := s.repo.CloseBatch(ctx, id, actor, reason, s.autoSyncTargets())
+	if err == nil {
+		s.syncQueued()
+	}
+	return b, err
+}
+
+// MaxReasonLen bounds the reason an operator gives for an audited action.
+const MaxReasonLen = 500
+
+// validReason checks the reason an audited action requires.
+func validReason(reason string) (string, error) {
+	reason = strings.TrimSpace(reason)
+	switch {
+	case reason == "":
+		return "", Errorf(EINVALID, "a reason is required")
+	case len(reason) > MaxReasonLen:
+		return "", Errorf(EINVALID, "the reason is %d bytes long; at most %d are allowed", len(reason), MaxReasonLen)
+	}
+	return reason, nil
+}
+
+// stationOrEmpty checks an optional station id.
+func (c *catalog) stationOrEmpty(id string) error {
+	if id == "" {
+		return nil
+	}
+	_, err := c.station(id)
+	return err
+}
+
+// Reprint queues another label for a device, at its own station or the one named.
+// A reason is required; the reprint is audited.
+func (s *Service) Reprint(ctx context.Context, uci UCI, stationID, actor, reason string) (PrintJob, error) {
+	reason, err := validReason(reason)
+	if err != nil {
+		return PrintJob{}, err
+	}
+	if err := s.catalog.Load().stationOrEmpty(stationID); err != nil {
+		return PrintJob{}, err
+	}
+	j, err := s.repo.Reprint(ctx, uci, stationID, actor, reason)
+	if err == nil && s.queue != nil {
+		s.queue.Queued(j.StationID)
+	}
+	return j, err
+}
+
+// Void withdraws a UCI: it is never issued again and its unprinted labels are
+// cancelled. A reason is required; the void is audited.
+func (s *Service) Void(ctx context.Context, uci UCI, actor, reason string) (Device, error) {
+	reason, err := validReason(reason)
+	if err != nil {
+		return Device{}, err
+	}
+	return s.repo.Void(ctx, uci, actor, reason)
+}
+
+// BatchLabel queues a batch (carton) label, at the batch's station or the one named.
+func (s *Service) BatchLabel(ctx context.Context, batchID int64, stationID, actor, reason string) (PrintJob, error) {
+	if err := s.catalog.Load().stationOrEmpty(stationID); err != nil {
+		return PrintJob{}, err
+	}
+	j, err := s.repo.BatchLabel(ctx, batchID, stationID, actor, strings.TrimSpace(reason))
+	if err == nil && s.queue != nil {
+		s.queue.Queued(j.StationID)
+	}
+	return j, err
+}
+
+// ResolveJob applies an operator's decision to a failed or uncertain label job. A
+// reason is required; the decision is audited.
+func (s *Service) ResolveJob(ctx context.Context, id int64, action JobAction, actor, reason string) (PrintJob, error) {
+	reason, err := validReason(reason)
+	if err != nil {
+		return PrintJob{}, err
+	}
+	j, err := s.repo.ResolveJob(ctx, id, action, actor, reason)
+	if err == nil && j.State == JobQueued && s.queue != nil {
+		s.queue.Queued(j.StationID)
+	}
+	return j, err
+}
+
+// Audit returns the audit entries about a subject ("" = all), newest first.
+func (s *Service) Audit(ctx context.Context, subject string, limit int) ([]AuditEntry, error) {
+	return s.repo.Audit(ctx, subject, limit)
+}
