@@ -1,0 +1,242 @@
+// Package web is serialbox's HTTP face (echo/v4): the jig API (/ioto/serialize and
+// /api/v1/serialize), the operator API under /api/v1, and health. It knows the domain
+// only through serializer.Service and the small interfaces declared here.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"serialbox/serializer"
+)
+
+// MaxJigBody is the largest serialize request body accepted (the agent's device object).
+const MaxJigBody = 64 << 10
+
+// maxAPIBody bounds the body of the other API calls.
+const maxAPIBody = 64 << 10
+
+// Pinger reports whether the database answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Options configures a Server.
+type Options struct {
+	// Allow lists source networks served besides loopback, private and link-local ones.
+	Allow []netip.Prefix
+	// DB is pinged by the health check; nil skips that check.
+	DB Pinger
+	// Printers and Queue feed the station views; nil leaves those parts empty.
+	Printers Printers
+	Queue    LabelQueue
+	Logger   *slog.Logger
+}
+
+// Server serves the jig and operator APIs.
+type Server struct {
+	svc    *serializer.Service
+	opts   Options
+	logger *slog.Logger
+	echo   *echo.Echo
+}
+
+// New returns a Server for svc.
+func New(svc *serializer.Service, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{svc: svc, opts: opts, logger: opts.Logger, echo: echo.New()}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
+	e.Use(s.lanOnly)
+
+	e.GET("/healthz", s.health)
+
+	e.POST("/ioto/serialize", s.iotoSerialize)
+	api := e.Group("/api/v1")
+	api.POST("/serialize", s.apiSerialize)
+	api.GET("/devices/:uci", s.getDevice)
+	api.POST("/devices/:uci/reprint", s.reprint)
+	api.POST("/devices/:uci/void", s.void)
+	api.GET("/batches", s.listBatches)
+	api.POST("/batches", s.openBatch)
+	api.GET("/batches/:id", s.getBatch)
+	api.POST("/batches/:id/close", s.closeBatch)
+	api.POST("/batches/:id/label", s.batchLabel)
+	api.POST("/batches/:id/sync", s.requestSync)
+	api.GET("/batches/:id/sync", s.syncStatus)
+	api.GET("/batches/:id/manifest", s.manifest)
+	api.GET("/stations", s.listStations)
+	api.GET("/stations/:id/jobs", s.stationJobs)
+	api.POST("/jobs/:id/resolve", s.resolveJob)
+	api.GET("/audit", s.listAudit)
+	return s
+}
+
+// ServeHTTP makes the Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// errorBody is the JSON body of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// statusOf maps a domain error code to its HTTP status: the one place that does.
+func statusOf(code string) int {
+	switch code {
+	case serializer.EINVALID, serializer.EMALFORMED:
+		return http.StatusBadRequest
+	case serializer.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case serializer.EFORBIDDEN:
+		return http.StatusForbidden
+	case serializer.ENOTFOUND:
+		return http.StatusNotFound
+	case serializer.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case serializer.EUNKNOWNPRODUCT, serializer.EUNKNOWNSTATION:
+		return http.StatusUnprocessableEntity
+	case serializer.ENOBATCH, serializer.EBATCHFULL, serializer.EMISMATCH, serializer.ECONFLICT, serializer.EVOIDED:
+		return http.StatusConflict
+	case serializer.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// handleError answers every error as {"error","code"}; internal errors are logged in
+// full and shown as a generic message.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var (
+		code    = serializer.ErrorCode(err)
+		message = serializer.ErrorMessage(err)
+		he      *echo.HTTPError
+	)
+	status := statusOf(code)
+	if errors.As(err, &he) {
+		// Errors from echo itself (routing, method) keep their status.
+		code, message, status = echoErrorCode(he), fmt.Sprint(he.Message), he.Code
+	}
+	r := c.Request()
+	if status >= 500 {
+		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+	} else {
+		s.logger.Info("request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "code", code, "msg", message)
+	}
+	if r.Method == http.MethodHead {
+		c.NoContent(status)
+		return
+	}
+	c.JSON(status, errorBody{Error: message, Code: code})
+}
+
+func echoErrorCode(he *echo.HTTPError) string {
+	switch he.Code {
+	case http.StatusNotFound:
+		return serializer.ENOTFOUND
+	case http.StatusMethodNotAllowed, http.StatusBadRequest, http.StatusUnsupportedMediaType:
+		return serializer.EINVALID
+	case http.StatusRequestEntityTooLarge:
+		return serializer.ETOOLARGE
+	case http.StatusForbidden:
+		return serializer.EFORBIDDEN
+	case http.StatusUnauthorized:
+		return serializer.EUNAUTHORIZED
+	case http.StatusServiceUnavailable:
+		return serializer.EUNAVAILABLE
+	default:
+		return serializer.EINTERNAL
+	}
+}
+
+func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
+	s.logger.Error("panic serving request", "path", c.Request().URL.Path, "err", err, "stack", string(stack))
+	return &serializer.Error{Code: serializer.EINTERNAL, Message: "internal error; the details are in the appliance log"}
+}
+
+// lanOnly refuses requests from outside the local network: only loopback, private
+// and link-local sources, and the configured extra networks, are served. It reads the
+// TCP peer address, never a forwarding header a client could forge.
+func (s *Server) lanOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		addr, ok := peerAddr(c.Request().RemoteAddr)
+		if !ok || !Allowed(addr, s.opts.Allow) {
+			return serializer.Errorf(serializer.EFORBIDDEN, "requests from %s are not served: serialbox serves the local network only (add the network to 'allow' in the config)", c.Request().RemoteAddr)
+		}
+		return next(c)
+	}
+}
+
+func peerAddr(remote string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return addr.Unmap().WithZone(""), true
+}
+
+// Allowed reports whether a source address is served: loopback, private (RFC 1918,
+// fc00::/7), link-local, or inside one of extra.
+func Allowed(addr netip.Addr, extra []netip.Prefix) bool {
+	if addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() {
+		return true
+	}
+	for _, p := range extra {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseAllow parses networks written as CIDR prefixes or single addresses.
+func ParseAllow(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a network (10.1.0.0/16) nor an address", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+func (s *Server) health(c echo.Context) error {
+	if s.opts.DB != nil {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		if err := s.opts.DB.Ping(ctx); err != nil {
+			s.logger.Error("health check: database does not answer", "err", err)
+			return serializer.Errorf(serializer.EUNAVAILABLE, "database does not answer")
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
