@@ -1,0 +1,265 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"serialbox/label"
+	"serialbox/serializer"
+	"serialbox/serializer/upstream"
+	"serialbox/station"
+	"serialbox/web"
+)
+
+// DemoProductID is the product id of the Ioto agent's sample apps, so that an
+// unmodified sample agent pointed at the appliance is served.
+const DemoProductID = "01H4R15D3478JD26YDYK408XE6"
+
+// Config is the appliance's configuration: defaults, then the TOML file, then the
+// environment (SERIALBOX_LISTEN, SERIALBOX_DATA_DIR), then command-line flags.
+type Config struct {
+	Listen   string          `toml:"listen"`
+	DataDir  string          `toml:"data_dir"`
+	Allow    []string        `toml:"allow"`     // extra source networks served besides the LAN ranges
+	LogLevel string          `toml:"log_level"` // debug, info, warn or error
+	Products []ProductConfig `toml:"products"`
+	Stations []StationConfig `toml:"stations"`
+	// Templates are named label templates ([templates.NAME]) that products and printers pick.
+	Templates label.Templates `toml:"templates"`
+	// Upstream are the targets closed batches are registered with ([[upstream]]).
+	Upstream []upstream.TargetConfig `toml:"upstream"`
+
+	// Source says where the configuration came from, for the start-up log.
+	Source string `toml:"-"`
+	// groupCommit comes from the --group-commit flag only (0 = the store's default).
+	groupCommit int
+}
+
+// ProductConfig is one [[products]] entry.
+type ProductConfig struct {
+	ID            string `toml:"id"`
+	Name          string `toml:"name"`
+	Model         string `toml:"model"`
+	Template      string `toml:"template"`       // device label template; "" = the built-in one
+	BatchTemplate string `toml:"batch_template"` // batch (carton) label template; "" = the built-in one
+}
+
+// StationConfig is one [[stations]] entry.
+type StationConfig struct {
+	ID        string                `toml:"id"`
+	Name      string                `toml:"name"`
+	Product   string                `toml:"product"`    // product made here when a request names none
+	AutoBatch bool                  `toml:"auto_batch"` // open a batch automatically when none is open
+	BatchSize int                   `toml:"batch_size"` // planned size of automatic batches; 0 = no limit
+	Default   bool                  `toml:"default"`    // serves requests that name no station
+	Token     string                `toml:"token"`      // when set, jig requests must carry it
+	Printer   station.PrinterConfig `toml:"printer"`
+}
+
+// defaultConfig holds the values used where the file says nothing.
+func defaultConfig() Config {
+	return Config{Listen: ":4100", DataDir: "./data", LogLevel: "info"}
+}
+
+// demoConfig is what the appliance runs with no configuration file: one demo product
+// and one station whose batches open by themselves and whose printer writes label files.
+func demoConfig() Config {
+	c := defaultConfig()
+	c.Source = "built-in demo"
+	c.Products = []ProductConfig{{ID: DemoProductID, Name: "Demo Widget", Model: "Demo-01"}}
+	c.Stations = []StationConfig{{
+		ID: "demo", Name: "Demo station", Product: DemoProductID, AutoBatch: true,
+		Printer: station.PrinterConfig{Transport: station.TransportFile},
+	}}
+	return c
+}
+
+// loadConfig reads the file at path ("" = the built-in demo), applies the
+// environment and checks the result.
+func loadConfig(path string, getenv func(string) string) (Config, error) {
+	var c Config
+	if path == "" {
+		c = demoConfig()
+	} else {
+		c = defaultConfig()
+		c.Source = path
+		md, err := toml.DecodeFile(path, &c)
+		if err != nil {
+			var pe toml.ParseError
+			if errors.As(err, &pe) {
+				return c, fmt.Errorf("config %s: %s", path, pe.ErrorWithPosition())
+			}
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+		if undecoded := md.Undecoded(); len(undecoded) > 0 {
+			keys := make([]string, len(undecoded))
+			for i, k := range undecoded {
+				keys[i] = k.String()
+			}
+			return c, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+		}
+	}
+	for i := range c.Upstream {
+		if err := c.Upstream[i].ExpandEnv(getenv); err != nil {
+			return c, fmt.Errorf("config %s: upstream[%d].%s", c.Source, i, strings.TrimPrefix(err.Error(), "upstream."))
+		}
+	}
+	if v := getenv("SERIALBOX_LISTEN"); v != "" {
+		c.Listen = v
+	}
+	if v := getenv("SERIALBOX_DATA_DIR"); v != "" {
+		c.DataDir = v
+	}
+	return c, nil
+}
+
+// Validate checks every key and the keys' relations, and names the first bad key.
+// It fills in printer defaults.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port (e.g. \":4100\")", c.Listen)
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	for i, a := range c.Allow {
+		if _, err := web.ParseAllow([]string{a}); err != nil {
+			return fmt.Errorf("allow[%d]: %v", i, err)
+		}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if len(c.Products) == 0 {
+		return errors.New("products: at least one [[products]] entry is needed")
+	}
+	if len(c.Stations) == 0 {
+		return errors.New("stations: at least one [[stations]] entry is needed")
+	}
+	if err := c.Templates.Validate(); err != nil {
+		return fmt.Errorf("templates: %s", serializer.ErrorMessage(err))
+	}
+	products := map[string]bool{}
+	for i, p := range c.Products {
+		key := fmt.Sprintf("products[%d]", i)
+		switch {
+		case strings.TrimSpace(p.ID) == "":
+			return fmt.Errorf("%s.id: required", key)
+		case !validID(p.ID):
+			return fmt.Errorf("%s.id: %q may use only letters, digits, '-', '_' and '.'", key, p.ID)
+		case products[p.ID]:
+			return fmt.Errorf("%s.id: product %q is configured twice", key, p.ID)
+		case strings.TrimSpace(p.Name) == "":
+			return fmt.Errorf("%s.name: required (product %q)", key, p.ID)
+		case p.Template != "" && !c.hasTemplate(p.Template):
+			return fmt.Errorf("%s.template: no template %q in [templates]", key, p.Template)
+		case p.BatchTemplate != "" && !c.hasTemplate(p.BatchTemplate):
+			return fmt.Errorf("%s.batch_template: no template %q in [templates]", key, p.BatchTemplate)
+		}
+		products[p.ID] = true
+	}
+	stations, defaults := map[string]bool{}, 0
+	for i := range c.Stations {
+		s := &c.Stations[i]
+		key := fmt.Sprintf("stations[%d]", i)
+		switch {
+		case strings.TrimSpace(s.ID) == "":
+			return fmt.Errorf("%s.id: required", key)
+		case !validID(s.ID):
+			return fmt.Errorf("%s.id: %q may use only letters, digits, '-', '_' and '.'", key, s.ID)
+		case stations[s.ID]:
+			return fmt.Errorf("%s.id: station %q is configured twice", key, s.ID)
+		case s.Product != "" && !products[s.Product]:
+			return fmt.Errorf("%s.product: unknown product %q (station %q)", key, s.Product, s.ID)
+		case s.AutoBatch && s.Product == "":
+			return fmt.Errorf("%s.product: required when auto_batch is set (station %q)", key, s.ID)
+		case s.BatchSize < 0 || s.BatchSize > serializer.MaxBatchSize:
+			return fmt.Errorf("%s.batch_size: %d is out of range (0 for no limit, up to %d)", key, s.BatchSize, serializer.MaxBatchSize)
+		}
+		stations[s.ID] = true
+		if s.Default {
+			defaults++
+			if defaults > 1 {
+				return fmt.Errorf("%s.default: only one station may be the default", key)
+			}
+		}
+		s.Printer.Defaults()
+		if err := s.Printer.Validate(); err != nil {
+			return fmt.Errorf("%s.%s (station %q)", key, serializer.ErrorMessage(err), s.ID)
+		}
+		if s.Printer.Template != "" && !c.hasTemplate(s.Printer.Template) {
+			return fmt.Errorf("%s.printer.template: no template %q in [templates] (station %q)", key, s.Printer.Template, s.ID)
+		}
+	}
+	for i := range c.Upstream {
+		if err := c.Upstream[i].Validate(); err != nil {
+			return fmt.Errorf("upstream[%d].%s", i, strings.TrimPrefix(err.Error(), "upstream."))
+		}
+	}
+	if err := upstream.ValidateAll(c.Upstream); err != nil {
+		return err
+	}
+	return newLabels(c).check(c)
+}
+
+// syncTargets returns the names of the upstream targets and of those that take every
+// batch when it closes.
+func (c *Config) syncTargets() (all, auto []string) {
+	for _, u := range c.Upstream {
+		all = append(all, u.Name)
+		if u.Auto {
+			auto = append(auto, u.Name)
+		}
+	}
+	return all, auto
+}
+
+func (c *Config) hasTemplate(name string) bool {
+	_, ok := c.Templates[name]
+	return ok
+}
+
+func validID(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Catalog returns the configured products and stations as domain values.
+func (c *Config) Catalog() serializer.Catalog {
+	var cat serializer.Catalog
+	for _, p := range c.Products {
+		cat.Products = append(cat.Products, serializer.Product{ID: p.ID, Name: p.Name, Model: p.Model})
+	}
+	for _, s := range c.Stations {
+		cat.Stations = append(cat.Stations, serializer.Station{
+			ID: s.ID, Name: s.Name, ProductID: s.Product, AutoBatch: s.AutoBatch,
+			BatchSize: s.BatchSize, Default: s.Default, Token: s.Token,
+		})
+	}
+	return cat
+}
+
+// dataPath resolves a path from the configuration against the data folder.
+func (c *Config) dataPath(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.DataDir, p)
+}
+
+// configFromEnv returns the configuration file named by SERIALBOX_CONFIG, if any.
+func configFromEnv() string { return os.Getenv("SERIALBOX_CONFIG") }

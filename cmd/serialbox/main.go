@@ -1,0 +1,95 @@
+// Command serialbox is the serialization appliance: it issues unique claim IDs to
+// test jigs, prints their labels and keeps the registry of devices and batches.
+//
+//	serialbox [serve] [--config FILE] [--listen ADDR] [--data DIR]
+//	serialbox label --uci UCI [--product ID] [--batch ID] [--format zpl|tspl|pdf|png] [--config FILE]
+//	serialbox export --batch ID [--format csv|jsonl] [--out FILE]
+//	serialbox version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = runServe(ctx, args, stderr)
+	case "label":
+		err = runLabel(ctx, args, stdout, stderr)
+	case "export":
+		err = runExport(ctx, args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "serialbox", version)
+	case "help":
+		usage(stdout)
+	default:
+		fmt.Fprintf(stderr, "serialbox: unknown command %q\n\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintln(stderr, "serialbox:", err)
+		return 1
+	}
+}
+
+// errUsage marks an error already reported by a flag set.
+var errUsage = errors.New("usage")
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  serialbox [serve] [--config FILE] [--listen ADDR] [--data DIR]
+      run the appliance (with no config file: the built-in demo)
+  serialbox label --uci UCI [--product ID] [--batch ID] [--format zpl|tspl|pdf|png] [--config FILE]
+      write one rendered label to standard output
+  serialbox export --batch ID [--format csv|jsonl] [--out FILE] [--config FILE] [--data DIR]
+      write a batch's manifest (every device, in issue order)
+  serialbox version
+`)
+}
+
+// parseFlags parses args with fs, reporting errors on stderr.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serialbox %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return errUsage
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"serialbox/serializer"
+	"serialbox/station"
+	"serialbox/store"
+	"serialbox/web"
+)
+
+// shutdownTimeout bounds how long in-flight requests may finish after a stop signal.
+const shutdownTimeout = 10 * time.Second
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	configPath := fs.String("config", configFromEnv(), "configuration file (TOML); none = the built-in demo")
+	listen := fs.String("listen", "", "address to listen on (overrides the config's listen)")
+	dataDir := fs.String("data", "", "data folder (overrides the config's data_dir)")
+	group := fs.Int("group-commit", store.DefaultGroupCommit, "most UCIs committed in one transaction (1 = each alone; for measurements)")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	if err := cfg.Validate(); err != nil {
+		if *configPath != "" {
+			return fmt.Errorf("config %s: %w", *configPath, err)
+		}
+		return err
+	}
+	if *group < 1 {
+		fmt.Fprintln(stderr, "serialbox serve: --group-commit must be at least 1")
+		return errUsage
+	}
+	cfg.groupCommit = *group
+	return serve(ctx, cfg, newLogger(stderr, cfg.LogLevel))
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serve runs the appliance until ctx is cancelled, then shuts down in order: stop
+// taking requests and let in-flight ones finish, stop the station workers, close the
+// database.
+func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	start := time.Now()
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "serialbox.db"), store.Options{
+		Logger: logger.With("component", "store"), GroupCommit: cfg.groupCommit,
+	})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	pool := station.NewPool()
+	defer pool.Close() // runs after the HTTP server stopped and before db.Close
+	svc := serializer.NewService(db, pool)
+	if err := svc.SetCatalog(ctx, cfg.Catalog()); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := startStations(&cfg, db, pool, logger); err != nil {
+		return err
+	}
+	syncer, err := startSyncer(&cfg, db, logger.With("component", "upstream"))
+	if err != nil {
+		return err
+	}
+	defer syncer.Close()
+	all, auto := cfg.syncTargets()
+	svc.SetSyncTargets(all, auto, syncer)
+	allow, _ := web.ParseAllow(cfg.Allow) // checked by Validate
+	handler := web.New(svc, web.Options{
+		Allow: allow, DB: db, Queue: db, Printers: newPrinterViews(&cfg, pool),
+		Logger: logger.With("component", "web"),
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logger.Info("serving", "addr", ln.Addr().String(), "config", cfg.Source, "data", cfg.DataDir,
+		"stations", len(cfg.Stations), "version", version, "startup", time.Since(start).Round(time.Millisecond))
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("in-flight requests did not finish in time", "err", err)
+	}
+	return nil
+}
