@@ -16,6 +16,9 @@ type Product struct {
 	ID    string `json:"id"`
 	Name  string `json:"name"`
 	Model string `json:"model,omitempty"`
+	// ProvisioningSecret, when set, gives every device a provisioning token
+	// (ProvisioningToken); it is never shown.
+	ProvisioningSecret []byte `json:"-"`
 }
 
 // Station is a place on the line with a jig and a printer.
@@ -161,6 +164,18 @@ type IssueParams struct {
 	AutoSync []string
 }
 
+// PregenLabels says what happens to the labels of pre-generated UCIs.
+type PregenLabels string
+
+// Label modes of a pre-generation.
+const (
+	// PregenQueue queues a label job per device for the batch's station printer.
+	PregenQueue PregenLabels = "queue"
+	// PregenOutside records that the labels are printed outside the appliance (PDF
+	// sheets, a label printing house); the jobs are kept for the record, cancelled.
+	PregenOutside PregenLabels = "outside"
+)
+
 // Issued is the outcome of an issuance.
 type Issued struct {
 	Device Device
@@ -170,6 +185,8 @@ type Issued struct {
 	// ClosedBatchID is the full batch this issuance closed to open Batch (stations
 	// that run automatically); 0 when none was closed.
 	ClosedBatchID int64
+	// Token is the device's provisioning token when its product has a secret.
+	Token string
 }
 
 // BatchFilter selects batches for listing. Zero fields select everything.
@@ -201,6 +218,10 @@ type Repository interface {
 	Void(ctx context.Context, uci UCI, actor, reason string) (Device, error)
 	// BatchLabel queues a batch (carton) label.
 	BatchLabel(ctx context.Context, batchID int64, stationID, actor, reason string) (PrintJob, error)
+	// Verify marks a device verified: its label was scanned on the finished unit. The
+	// device must be issued, not voided, not verified yet, and belong to the open batch
+	// named by batchID, else by stationID, else of the device's own station.
+	Verify(ctx context.Context, uci UCI, batchID int64, stationID, actor string) (Device, error)
 	// ResolveJob applies an operator's decision to a failed or uncertain label job.
 	ResolveJob(ctx context.Context, id int64, action JobAction, actor, reason string) (PrintJob, error)
 	// Audit returns the audit entries about a subject ("" = all), newest first.
@@ -212,6 +233,9 @@ type Repository interface {
 	SyncStatus(ctx context.Context, batchID int64) ([]TargetSync, error)
 	// SyncFailures returns a batch's devices that a target refused.
 	SyncFailures(ctx context.Context, batchID int64, limit int) ([]SyncFailure, error)
+	// Pregenerate issues count new UCIs into an open batch, each with its label job,
+	// and returns how many were committed.
+	Pregenerate(ctx context.Context, batchID int64, count int, labels PregenLabels, newUCI func() (UCI, error), actor string) (int, error)
 	// EachDevice calls fn for every device of a batch in issue order, streaming.
 	EachDevice(ctx context.Context, batchID int64, fn func(Device) error) error
 }

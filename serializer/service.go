@@ -1,7 +1,9 @@
 package serializer
 
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
 	"slices"
@@ -47,12 +49,14 @@ type catalog struct {
 // Service applies the issuance rules on top of a Repository. It is safe for
 // concurrent use; the catalog can be replaced while requests are in flight.
 type Service struct {
-	repo    Repository
-	queue   PrintQueue
-	newUCI  func() (UCI, error)
-	catalog atomic.Pointer[catalog]
-	targets atomic.Pointer[syncTargets]
-	sync    SyncQueue
+	// defaultSource is true while newUCI is NewUCI, so bulk runs may buffer crypto/rand.
+	defaultSource bool
+	repo          Repository
+	queue         PrintQueue
+	newUCI        func() (UCI, error)
+	catalog       atomic.Pointer[catalog]
+	targets       atomic.Pointer[syncTargets]
+	sync          SyncQueue
 }
 
 type syncTargets struct{ all, auto []string }
@@ -130,13 +134,13 @@ func (s *Service) syncQueued() {
 
 // NewService returns a Service over repo. queue may be nil.
 func NewService(repo Repository, queue PrintQueue) *Service {
-	s := &Service{repo: repo, queue: queue, newUCI: NewUCI}
+	s := &Service{repo: repo, queue: queue, newUCI: NewUCI, defaultSource: true}
 	s.catalog.Store(&catalog{products: map[string]Product{}, stations: map[string]Station{}})
 	return s
 }
 
 // SetUCISource replaces the random source of new UCIs; tests use it to force collisions.
-func (s *Service) SetUCISource(f func() (UCI, error)) { s.newUCI = f }
+func (s *Service) SetUCISource(f func() (UCI, error)) { s.newUCI, s.defaultSource = f, false }
 
 // SetCatalog checks c, records it in the repository and makes it current.
 func (s *Service) SetCatalog(ctx context.Context, c Catalog) error {
@@ -270,6 +274,9 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 	if issued.ClosedBatchID != 0 {
 		s.syncQueued()
 	}
+	if p := c.products[productID]; len(p.ProvisioningSecret) > 0 {
+		issued.Token = ProvisioningToken(p.ProvisioningSecret, issued.Device.UCI.String())
+	}
 	if !issued.Existing && s.queue != nil {
 		s.queue.Queued(st.ID)
 	}
@@ -391,6 +398,26 @@ func (s *Service) Void(ctx context.Context, uci UCI, actor, reason string) (Devi
 	return s.repo.Void(ctx, uci, actor, reason)
 }
 
+// VerifyRequest names the batch a scanned label must belong to: the batch, else the
+// open batch of the station, else the open batch of the device's own station.
+type VerifyRequest struct {
+	BatchID   int64  `json:"batch"`
+	StationID string `json:"station"`
+}
+
+// Verify checks a label scanned on a finished unit: its UCI must be issued, not
+// voided, of the open batch, and not verified before. The device is then marked
+// verified; the check is audited.
+func (s *Service) Verify(ctx context.Context, uci UCI, req VerifyRequest, actor string) (Device, error) {
+	if req.BatchID < 0 {
+		return Device{}, Errorf(EINVALID, "batch %d is not a batch number", req.BatchID)
+	}
+	if err := s.catalog.Load().stationOrEmpty(req.StationID); err != nil {
+		return Device{}, err
+	}
+	return s.repo.Verify(ctx, uci, req.BatchID, req.StationID, actor)
+}
+
 // BatchLabel queues a batch (carton) label, at the batch's station or the one named.
 func (s *Service) BatchLabel(ctx context.Context, batchID int64, stationID, actor, reason string) (PrintJob, error) {
 	if err := s.catalog.Load().stationOrEmpty(stationID); err != nil {
@@ -420,4 +447,23 @@ func (s *Service) ResolveJob(ctx context.Context, id int64, action JobAction, ac
 // Audit returns the audit entries about a subject ("" = all), newest first.
 func (s *Service) Audit(ctx context.Context, subject string, limit int) ([]AuditEntry, error) {
 	return s.repo.Audit(ctx, subject, limit)
+}
+
+// Pregenerate issues count new UCIs into an open batch for pre-printed label runs and
+// unique-firmware builds. The database keeps them unique; labels are queued for the
+// batch's station or recorded as printed outside the appliance.
+func (s *Service) Pregenerate(ctx context.Context, batchID int64, count int, labels PregenLabels, actor string) (int, error) {
+	source := s.newUCI
+	if s.defaultSource {
+		// One read of the system's random source per 6,553 UCIs instead of one each.
+		r := bufio.NewReaderSize(rand.Reader, 1<<16)
+		source = func() (UCI, error) { return ReadUCI(r) }
+	}
+	n, err := s.repo.Pregenerate(ctx, batchID, count, labels, source, actor)
+	if n > 0 && labels == PregenQueue && s.queue != nil {
+		if b, berr := s.repo.Batch(ctx, batchID); berr == nil {
+			s.queue.Queued(b.StationID)
+		}
+	}
+	return n, err
 }

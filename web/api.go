@@ -129,11 +129,3 @@ func batchID(c echo.Context) (int64, error) {
 	}
 	return id, nil
 }
-
-// actor names who asked for a change, for the audit trail.
-func actor(c echo.Context) string {
-	if addr, ok := peerAddr(c.Request().RemoteAddr); ok {
-		return "api@" + addr.String()
-	}
-	return "api"
-}

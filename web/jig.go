@@ -23,6 +23,7 @@ type serializeResponse struct {
 	Product  string `json:"product"`
 	Station  string `json:"station"`
 	Existing bool   `json:"existing,omitempty"` // the identity already had this UCI
+	Token    string `json:"token,omitempty"`    // provisioning token, for products with a secret
 }
 
 // identityFields are the jig's ways of naming the device; the first one present wins.
@@ -123,6 +124,7 @@ func (s *Server) issue(c echo.Context, req serializer.IssueRequest) error {
 		Product:  got.Device.ProductID,
 		Station:  got.Device.StationID,
 		Existing: got.Existing,
+		Token:    got.Token,
 	})
 }
 

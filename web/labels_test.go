@@ -23,11 +23,11 @@ func TestReprintAndVoid(t *testing.T) {
 	id := f.do(t, "POST", "/ioto/serialize", `{"hwid":"H1"}`).str("id")
 	uci := serializer.MustParse(id)
 
-	expectError(t, f.do(t, "POST", "/api/v1/devices/"+id+"/reprint", `{}`), 400, serializer.EINVALID)
-	expectError(t, f.do(t, "POST", "/api/v1/devices/"+id+"/reprint", `{"reason":"   "}`), 400, serializer.EINVALID)
-	expectError(t, f.do(t, "POST", "/api/v1/devices/"+id+"/reprint", `{"reason":"x","station":"nope"}`), 422, serializer.EUNKNOWNSTATION)
-	expectError(t, f.do(t, "POST", "/api/v1/devices/ZZZZZZZZZZZZZZZZ/reprint", `{"reason":"smudged"}`), 404, serializer.ENOTFOUND)
-	r := f.do(t, "POST", "/api/v1/devices/"+strings.ToLower(id)+"/reprint", `{"reason":"label smudged"}`)
+	expectError(t, f.op(t, "POST", "/api/v1/devices/"+id+"/reprint", `{}`), 400, serializer.EINVALID)
+	expectError(t, f.op(t, "POST", "/api/v1/devices/"+id+"/reprint", `{"reason":"   "}`), 400, serializer.EINVALID)
+	expectError(t, f.op(t, "POST", "/api/v1/devices/"+id+"/reprint", `{"reason":"x","station":"nope"}`), 422, serializer.EUNKNOWNSTATION)
+	expectError(t, f.op(t, "POST", "/api/v1/devices/ZZZZZZZZZZZZZZZZ/reprint", `{"reason":"smudged"}`), 404, serializer.ENOTFOUND)
+	r := f.op(t, "POST", "/api/v1/devices/"+strings.ToLower(id)+"/reprint", `{"reason":"label smudged"}`)
 	if r.status != 201 || r.body["reprint"] != true || r.str("reason") != "label smudged" || r.str("state") != "queued" {
 		t.Fatalf("reprint = %d %s", r.status, r.raw)
 	}
@@ -36,13 +36,13 @@ func TestReprintAndVoid(t *testing.T) {
 		t.Fatalf("jobs after reprint = %+v", jobs)
 	}
 
-	expectError(t, f.do(t, "POST", "/api/v1/devices/"+id+"/void", `{}`), 400, serializer.EINVALID)
-	v := f.do(t, "POST", "/api/v1/devices/"+id+"/void", `{"reason":"unit scrapped"}`)
+	expectError(t, f.op(t, "POST", "/api/v1/devices/"+id+"/void", `{}`), 400, serializer.EINVALID)
+	v := f.op(t, "POST", "/api/v1/devices/"+id+"/void", `{"reason":"unit scrapped"}`)
 	if v.status != 200 || v.str("state") != "voided" {
 		t.Fatalf("void = %d %s", v.status, v.raw)
 	}
-	expectError(t, f.do(t, "POST", "/api/v1/devices/"+id+"/void", `{"reason":"again"}`), 409, serializer.ECONFLICT)
-	expectError(t, f.do(t, "POST", "/api/v1/devices/"+id+"/reprint", `{"reason":"x"}`), 409, serializer.ECONFLICT)
+	expectError(t, f.op(t, "POST", "/api/v1/devices/"+id+"/void", `{"reason":"again"}`), 409, serializer.ECONFLICT)
+	expectError(t, f.op(t, "POST", "/api/v1/devices/"+id+"/reprint", `{"reason":"x"}`), 409, serializer.ECONFLICT)
 	// The voided UCI is never handed out again, not even to the same identity.
 	expectError(t, f.do(t, "POST", "/ioto/serialize", `{"hwid":"H1"}`), 409, serializer.EVOIDED)
 
@@ -73,21 +73,21 @@ func TestResolveUncertainJob(t *testing.T) {
 	job := jobs[0].ID
 	target := fmt.Sprintf("/api/v1/jobs/%d/resolve", job)
 
-	expectError(t, f.do(t, "POST", target, `{"action":"resend","reason":"x"}`), 409, serializer.ECONFLICT) // still queued
+	expectError(t, f.op(t, "POST", target, `{"action":"resend","reason":"x"}`), 409, serializer.ECONFLICT) // still queued
 	if err := f.db.UpdateJob(ctx, job, serializer.JobUncertain, "connection dropped after 120 of 300 bytes"); err != nil {
 		t.Fatal(err)
 	}
-	expectError(t, f.do(t, "POST", target, `{"action":"resend"}`), 400, serializer.EINVALID)
-	expectError(t, f.do(t, "POST", target, `{"action":"explode","reason":"x"}`), 400, serializer.EINVALID)
-	expectError(t, f.do(t, "POST", "/api/v1/jobs/999/resolve", `{"action":"resend","reason":"x"}`), 404, serializer.ENOTFOUND)
-	r := f.do(t, "POST", target, `{"action":"resend","reason":"nothing came out"}`)
+	expectError(t, f.op(t, "POST", target, `{"action":"resend"}`), 400, serializer.EINVALID)
+	expectError(t, f.op(t, "POST", target, `{"action":"explode","reason":"x"}`), 400, serializer.EINVALID)
+	expectError(t, f.op(t, "POST", "/api/v1/jobs/999/resolve", `{"action":"resend","reason":"x"}`), 404, serializer.ENOTFOUND)
+	r := f.op(t, "POST", target, `{"action":"resend","reason":"nothing came out"}`)
 	if r.status != 200 || r.str("state") != "queued" {
 		t.Fatalf("resend = %d %s", r.status, r.raw)
 	}
 	if err := f.db.UpdateJob(ctx, job, serializer.JobUncertain, "dropped"); err != nil {
 		t.Fatal(err)
 	}
-	r = f.do(t, "POST", target, `{"action":"printed","reason":"label is on the unit"}`)
+	r = f.op(t, "POST", target, `{"action":"printed","reason":"label is on the unit"}`)
 	if r.status != 200 || r.str("state") != "printed" {
 		t.Fatalf("confirm = %d %s", r.status, r.raw)
 	}
@@ -99,17 +99,17 @@ func TestResolveUncertainJob(t *testing.T) {
 func TestBatchLabelAndStationView(t *testing.T) {
 	printers := fakePrinters{"demo": {Transport: "tcp", State: "paper_out", Message: "Paper out: load labels"}}
 	f := newFixture(t, web.Options{Printers: printers})
-	f2 := web.New(f.svc, web.Options{Printers: printers, Queue: f.db})
+	f2 := web.New(f.svc, web.Options{Printers: printers, Queue: f.db, Accounts: f.accounts})
 	f.srv = f2
 	f.do(t, "POST", "/ioto/serialize", `{}`)
 	f.do(t, "POST", "/ioto/serialize", `{}`)
 
-	l := f.do(t, "POST", "/api/v1/batches/1/label", `{}`)
+	l := f.op(t, "POST", "/api/v1/batches/1/label", `{}`)
 	if l.status != 201 || l.str("kind") != "batch" || l.str("station") != "demo" {
 		t.Fatalf("batch label = %d %s", l.status, l.raw)
 	}
-	expectError(t, f.do(t, "POST", "/api/v1/batches/99/label", `{}`), 404, serializer.ENOTFOUND)
-	expectError(t, f.do(t, "POST", "/api/v1/batches/1/label", `{"station":"nope"}`), 422, serializer.EUNKNOWNSTATION)
+	expectError(t, f.op(t, "POST", "/api/v1/batches/99/label", `{}`), 404, serializer.ENOTFOUND)
+	expectError(t, f.op(t, "POST", "/api/v1/batches/1/label", `{"station":"nope"}`), 422, serializer.EUNKNOWNSTATION)
 
 	st := f.do(t, "GET", "/api/v1/stations", "")
 	list, _ := st.body["stations"].([]any)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -40,7 +41,11 @@ type Options struct {
 	// Printers and Queue feed the station views; nil leaves those parts empty.
 	Printers Printers
 	Queue    LabelQueue
-	Logger   *slog.Logger
+	// Accounts logs operators in; nil refuses every state-changing request.
+	Accounts *serializer.Accounts
+	// Line feeds the line view's newest devices and rates; nil leaves them out.
+	Line   LineData
+	Logger *slog.Logger
 }
 
 // Server serves the jig and operator APIs.
@@ -49,40 +54,59 @@ type Server struct {
 	opts   Options
 	logger *slog.Logger
 	echo   *echo.Echo
+	ui     *ui
+	logins *loginLimiter
+
+	closing   chan struct{} // closed when live event streams must end
+	closeOnce sync.Once
 }
+
+// CloseStreams ends the live event streams (GET /events), so that a graceful
+// shutdown does not wait for browsers that would otherwise stay connected.
+func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.closing) }) }
 
 // New returns a Server for svc.
 func New(svc *serializer.Service, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, opts: opts, logger: opts.Logger, echo: echo.New()}
+	s := &Server{svc: svc, opts: opts, logger: opts.Logger, echo: echo.New(), ui: mustUI(),
+		logins: newLoginLimiter(20, 5*time.Minute), closing: make(chan struct{})}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
 	e.Use(s.lanOnly)
+	e.Use(securityHeaders)
 
 	e.GET("/healthz", s.health)
 
+	// The jig endpoints keep their own station token rules.
 	e.POST("/ioto/serialize", s.iotoSerialize)
 	api := e.Group("/api/v1")
 	api.POST("/serialize", s.apiSerialize)
+
+	// Reading is open to the LAN; every change needs an operator.
+	operator, supervisor := s.requireOperator(serializer.RoleOperator), s.requireOperator(serializer.RoleSupervisor)
 	api.GET("/devices/:uci", s.getDevice)
-	api.POST("/devices/:uci/reprint", s.reprint)
-	api.POST("/devices/:uci/void", s.void)
+	api.POST("/devices/:uci/reprint", s.reprint, operator)
+	api.POST("/devices/:uci/void", s.void, supervisor)
+	api.POST("/devices/:uci/verify", s.verify, operator)
 	api.GET("/batches", s.listBatches)
-	api.POST("/batches", s.openBatch)
+	api.POST("/batches", s.openBatch, operator)
 	api.GET("/batches/:id", s.getBatch)
-	api.POST("/batches/:id/close", s.closeBatch)
-	api.POST("/batches/:id/label", s.batchLabel)
-	api.POST("/batches/:id/sync", s.requestSync)
+	api.POST("/batches/:id/close", s.closeBatch, operator)
+	api.POST("/batches/:id/label", s.batchLabel, operator)
+	api.POST("/batches/:id/pregenerate", s.pregenerate, supervisor)
+	api.POST("/batches/:id/sync", s.requestSync, operator)
 	api.GET("/batches/:id/sync", s.syncStatus)
 	api.GET("/batches/:id/manifest", s.manifest)
 	api.GET("/stations", s.listStations)
 	api.GET("/stations/:id/jobs", s.stationJobs)
-	api.POST("/jobs/:id/resolve", s.resolveJob)
+	api.POST("/jobs/:id/resolve", s.resolveJob, operator)
 	api.GET("/audit", s.listAudit)
+
+	s.pageRoutes(e)
 	return s
 }
 
@@ -100,7 +124,7 @@ func statusOf(code string) int {
 	switch code {
 	case serializer.EINVALID, serializer.EMALFORMED:
 		return http.StatusBadRequest
-	case serializer.EUNAUTHORIZED:
+	case serializer.EUNAUTHORIZED, serializer.EUNAUTHENTICATED:
 		return http.StatusUnauthorized
 	case serializer.EFORBIDDEN:
 		return http.StatusForbidden
@@ -110,7 +134,8 @@ func statusOf(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case serializer.EUNKNOWNPRODUCT, serializer.EUNKNOWNSTATION:
 		return http.StatusUnprocessableEntity
-	case serializer.ENOBATCH, serializer.EBATCHFULL, serializer.EMISMATCH, serializer.ECONFLICT, serializer.EVOIDED:
+	case serializer.ENOBATCH, serializer.EBATCHFULL, serializer.EMISMATCH, serializer.ECONFLICT, serializer.EVOIDED,
+		serializer.EWRONGBATCH, serializer.EVERIFIED:
 		return http.StatusConflict
 	case serializer.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
@@ -143,6 +168,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if r.Method == http.MethodHead {
 		c.NoContent(status)
+		return
+	}
+	if isPage(c) {
+		// People at the line read a plain message, never JSON.
+		s.renderError(c, status, message)
 		return
 	}
 	c.JSON(status, errorBody{Error: message, Code: code})

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"serialbox/serializer"
 	"serialbox/store"
 	"serialbox/web"
@@ -24,9 +26,11 @@ const productID = "01H4R15D3478JD26YDYK408XE6"
 const iotoBody = `{"product":"TESTPRODUCT01","name":"SerialEval","description":"Factory serialization evaluation","model":"Eval-01"}`
 
 type fixture struct {
-	db  *store.DB
-	svc *serializer.Service
-	srv *web.Server
+	db       *store.DB
+	svc      *serializer.Service
+	srv      *web.Server
+	accounts *serializer.Accounts
+	key      string // API key of the supervisor "tester"
 }
 
 // newFixture serves a registry with the demo product, TESTPRODUCT01 and the given stations.
@@ -48,7 +52,19 @@ func newFixture(tb testing.TB, opts web.Options, stations ...serializer.Station)
 		tb.Fatal(err)
 	}
 	opts.DB = db
-	return &fixture{db: db, svc: svc, srv: web.New(svc, opts)}
+	accounts := serializer.NewAccounts(db)
+	accounts.Cost = bcrypt.MinCost
+	_, key, err := accounts.AddOperator(context.Background(), "tester", serializer.RoleSupervisor, "tester-password", true, "test")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if opts.Accounts == nil {
+		opts.Accounts = accounts
+	}
+	if opts.Line == nil {
+		opts.Line = db
+	}
+	return &fixture{db: db, svc: svc, srv: web.New(svc, opts), accounts: accounts, key: key}
 }
 
 type answer struct {
@@ -78,6 +94,12 @@ func (f *fixture) do(tb testing.TB, method, target, body string, hdr ...string) 
 		tb.Fatalf("%s %s: answer is not JSON: %q", method, target, rec.Body.String())
 	}
 	return a
+}
+
+// op sends one request as the supervisor "tester", with their API key.
+func (f *fixture) op(tb testing.TB, method, target, body string, hdr ...string) answer {
+	tb.Helper()
+	return f.do(tb, method, target, body, append([]string{"Authorization", "Bearer " + f.key}, hdr...)...)
 }
 
 // expectError checks a refusal: its status, its code, a message, and never an id.
@@ -264,17 +286,17 @@ func TestDeviceLookup(t *testing.T) {
 
 func TestBatchesAPI(t *testing.T) {
 	f := newFixture(t, web.Options{}, serializer.Station{ID: "line1", ProductID: productID}, serializer.Station{ID: "line2"})
-	a := f.do(t, "POST", "/api/v1/batches", `{"station":"line1","planned":2}`)
+	a := f.op(t, "POST", "/api/v1/batches", `{"station":"line1","planned":2}`)
 	if a.status != 201 || a.str("state") != "open" || a.str("product") != productID {
 		t.Fatalf("open = %d %s", a.status, a.raw)
 	}
 	id := int64(a.body["id"].(float64))
-	expectError(t, f.do(t, "POST", "/api/v1/batches", `{"station":"line1"}`), 409, serializer.ECONFLICT)
-	expectError(t, f.do(t, "POST", "/api/v1/batches", `{"station":"line2"}`), 400, serializer.EINVALID)
-	expectError(t, f.do(t, "POST", "/api/v1/batches", `{"station":"line2","product":"NOPE"}`), 422, serializer.EUNKNOWNPRODUCT)
-	expectError(t, f.do(t, "POST", "/api/v1/batches", `{"station":"line9"}`), 422, serializer.EUNKNOWNSTATION)
-	expectError(t, f.do(t, "POST", "/api/v1/batches", `{"station":"line2","product":"TESTPRODUCT01","planned":-1}`), 400, serializer.EINVALID)
-	expectError(t, f.do(t, "POST", "/api/v1/batches", `{"station":"line2","size":3}`), 400, serializer.EMALFORMED)
+	expectError(t, f.op(t, "POST", "/api/v1/batches", `{"station":"line1"}`), 409, serializer.ECONFLICT)
+	expectError(t, f.op(t, "POST", "/api/v1/batches", `{"station":"line2"}`), 400, serializer.EINVALID)
+	expectError(t, f.op(t, "POST", "/api/v1/batches", `{"station":"line2","product":"NOPE"}`), 422, serializer.EUNKNOWNPRODUCT)
+	expectError(t, f.op(t, "POST", "/api/v1/batches", `{"station":"line9"}`), 422, serializer.EUNKNOWNSTATION)
+	expectError(t, f.op(t, "POST", "/api/v1/batches", `{"station":"line2","product":"TESTPRODUCT01","planned":-1}`), 400, serializer.EINVALID)
+	expectError(t, f.op(t, "POST", "/api/v1/batches", `{"station":"line2","size":3}`), 400, serializer.EMALFORMED)
 
 	for range 2 {
 		if a := f.do(t, "POST", "/ioto/serialize?station=line1", `{}`); a.status != 200 {
@@ -293,15 +315,15 @@ func TestBatchesAPI(t *testing.T) {
 	expectError(t, f.do(t, "GET", "/api/v1/batches?state=half", ""), 400, serializer.EINVALID)
 	expectError(t, f.do(t, "GET", "/api/v1/batches?limit=0", ""), 400, serializer.EINVALID)
 
-	c := f.do(t, "POST", fmt.Sprintf("/api/v1/batches/%d/close", id), `{"reason":"shift end"}`)
+	c := f.op(t, "POST", fmt.Sprintf("/api/v1/batches/%d/close", id), `{"reason":"shift end"}`)
 	if c.status != 200 || c.str("state") != "closed" || c.body["closed_at"] == nil {
 		t.Fatalf("close = %d %s", c.status, c.raw)
 	}
-	expectError(t, f.do(t, "POST", fmt.Sprintf("/api/v1/batches/%d/close", id), ``), 409, serializer.ECONFLICT)
+	expectError(t, f.op(t, "POST", fmt.Sprintf("/api/v1/batches/%d/close", id), ``), 409, serializer.ECONFLICT)
 	expectError(t, f.do(t, "GET", "/api/v1/batches/999", ""), 404, serializer.ENOTFOUND)
 	expectError(t, f.do(t, "GET", "/api/v1/batches/x", ""), 400, serializer.EINVALID)
 	audit, _ := f.db.Audit(context.Background(), fmt.Sprintf("batch:%d", id), 0)
-	if len(audit) != 2 || audit[0].Action != "batch.close" || audit[0].Reason != "shift end" || audit[0].Actor != "api@192.168.1.20" {
+	if len(audit) != 2 || audit[0].Action != "batch.close" || audit[0].Reason != "shift end" || audit[0].Actor != "tester" {
 		t.Fatalf("audit = %+v", audit)
 	}
 	st := f.do(t, "GET", "/api/v1/stations", "")

@@ -23,14 +23,19 @@ import (
 const DemoProductID = "01H4R15D3478JD26YDYK408XE6"
 
 // Config is the appliance's configuration: defaults, then the TOML file, then the
-// environment (SERIALBOX_LISTEN, SERIALBOX_DATA_DIR), then command-line flags.
+// environment (SERIALBOX_LISTEN, SERIALBOX_DATA_DIR, SERIALBOX_ADMIN_PASSWORD), then
+// command-line flags.
 type Config struct {
-	Listen   string          `toml:"listen"`
-	DataDir  string          `toml:"data_dir"`
-	Allow    []string        `toml:"allow"`     // extra source networks served besides the LAN ranges
-	LogLevel string          `toml:"log_level"` // debug, info, warn or error
-	Products []ProductConfig `toml:"products"`
-	Stations []StationConfig `toml:"stations"`
+	Listen   string   `toml:"listen"`
+	DataDir  string   `toml:"data_dir"`
+	Allow    []string `toml:"allow"`     // extra source networks served besides the LAN ranges
+	LogLevel string   `toml:"log_level"` // debug, info, warn or error
+	// AdminPassword is the password of the supervisor "admin" created on the first
+	// start with no operator at all (or SERIALBOX_ADMIN_PASSWORD); "" draws one and
+	// logs it once.
+	AdminPassword string          `toml:"admin_password"`
+	Products      []ProductConfig `toml:"products"`
+	Stations      []StationConfig `toml:"stations"`
 	// Templates are named label templates ([templates.NAME]) that products and printers pick.
 	Templates label.Templates `toml:"templates"`
 	// Upstream are the targets closed batches are registered with ([[upstream]]).
@@ -49,6 +54,10 @@ type ProductConfig struct {
 	Model         string `toml:"model"`
 	Template      string `toml:"template"`       // device label template; "" = the built-in one
 	BatchTemplate string `toml:"batch_template"` // batch (carton) label template; "" = the built-in one
+	// ProvisioningSecret (base64, or "${VAR}" from the environment) gives every device a
+	// provisioning token, answered to the jig and sent upstream.
+	ProvisioningSecret string `toml:"provisioning_secret"`
+	secret             []byte
 }
 
 // StationConfig is one [[stations]] entry.
@@ -106,6 +115,15 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
 		}
 	}
+	for i := range c.Products {
+		p := &c.Products[i]
+		if v, ok := strings.CutPrefix(p.ProvisioningSecret, "${"); ok && strings.HasSuffix(v, "}") {
+			name := strings.TrimSuffix(v, "}")
+			if p.ProvisioningSecret = getenv(name); p.ProvisioningSecret == "" {
+				return c, fmt.Errorf("config %s: products[%d].provisioning_secret: environment variable %s is not set", c.Source, i, name)
+			}
+		}
+	}
 	for i := range c.Upstream {
 		if err := c.Upstream[i].ExpandEnv(getenv); err != nil {
 			return c, fmt.Errorf("config %s: upstream[%d].%s", c.Source, i, strings.TrimPrefix(err.Error(), "upstream."))
@@ -116,6 +134,9 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	}
 	if v := getenv("SERIALBOX_DATA_DIR"); v != "" {
 		c.DataDir = v
+	}
+	if v := getenv("SERIALBOX_ADMIN_PASSWORD"); v != "" {
+		c.AdminPassword = v
 	}
 	return c, nil
 }
@@ -132,6 +153,11 @@ func (c *Config) Validate() error {
 	for i, a := range c.Allow {
 		if _, err := web.ParseAllow([]string{a}); err != nil {
 			return fmt.Errorf("allow[%d]: %v", i, err)
+		}
+	}
+	if c.AdminPassword != "" {
+		if err := serializer.ValidatePassword(c.AdminPassword); err != nil {
+			return fmt.Errorf("admin_password: %s", serializer.ErrorMessage(err))
 		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
@@ -162,6 +188,13 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s.template: no template %q in [templates]", key, p.Template)
 		case p.BatchTemplate != "" && !c.hasTemplate(p.BatchTemplate):
 			return fmt.Errorf("%s.batch_template: no template %q in [templates]", key, p.BatchTemplate)
+		}
+		if p.ProvisioningSecret != "" {
+			secret, err := serializer.DecodeProvisioningSecret(p.ProvisioningSecret)
+			if err != nil {
+				return fmt.Errorf("%s.provisioning_secret: %s", key, serializer.ErrorMessage(err))
+			}
+			c.Products[i].secret = secret
 		}
 		products[p.ID] = true
 	}
@@ -242,7 +275,7 @@ func validID(s string) bool {
 func (c *Config) Catalog() serializer.Catalog {
 	var cat serializer.Catalog
 	for _, p := range c.Products {
-		cat.Products = append(cat.Products, serializer.Product{ID: p.ID, Name: p.Name, Model: p.Model})
+		cat.Products = append(cat.Products, serializer.Product{ID: p.ID, Name: p.Name, Model: p.Model, ProvisioningSecret: p.secret})
 	}
 	for _, s := range c.Stations {
 		cat.Stations = append(cat.Stations, serializer.Station{

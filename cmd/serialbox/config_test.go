@@ -82,6 +82,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"product template", `model = "Demo-01"`, "model = \"Demo-01\"\ntemplate = \"fancy\"", "products[0].template"},
 		{"batch size", `auto_batch = true`, "auto_batch = true\nbatch_size = -5", "stations[0].batch_size"},
 		{"wrong type", `auto_batch = true`, `auto_batch = "yes"`, "auto_batch"},
+		{"short admin password", `listen = ":4100"`, "listen = \":4100\"\nadmin_password = \"admin\"", "admin_password: the password is too short"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !strings.Contains(goodConfig, tc.old) {

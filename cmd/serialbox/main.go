@@ -41,6 +41,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runLabel(ctx, args, stdout, stderr)
 	case "export":
 		err = runExport(ctx, args, stdout, stderr)
+	case "pregen":
+		err = runPregen(ctx, args, stdout, stderr)
+	case "user":
+		err = runUser(ctx, args, os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "serialbox", version)
 	case "help":
@@ -74,6 +78,12 @@ func usage(w io.Writer) {
       write one rendered label to standard output
   serialbox export --batch ID [--format csv|jsonl] [--out FILE] [--config FILE] [--data DIR]
       write a batch's manifest (every device, in issue order)
+  serialbox user add NAME --role operator|supervisor [--api-key] [--password-stdin] [--config FILE] [--data DIR]
+      add an operator account; prints a drawn password (and the API key) once
+  serialbox user passwd NAME [--password-stdin] | user key NAME | user list
+      set a new password, draw a new API key, list the operators
+  serialbox pregen --batch ID --count N [--labels queue|outside] [--manifest FILE] [--sheet FILE.pdf]
+      issue N UCIs into an open batch for pre-printed labels or unique-firmware builds
   serialbox version
 `)
 }

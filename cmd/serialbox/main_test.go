@@ -50,6 +50,7 @@ func TestMain(m *testing.M) {
 type appliance struct {
 	cmd  *exec.Cmd
 	addr string
+	data string
 	done chan error
 
 	mu   sync.Mutex
@@ -81,7 +82,7 @@ func startAppliance(t *testing.T, dataDir, configPath string) *appliance {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	a := &appliance{cmd: cmd, done: make(chan error, 1)}
+	a := &appliance{cmd: cmd, data: dataDir, done: make(chan error, 1)}
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -109,6 +110,32 @@ func startAppliance(t *testing.T, dataDir, configPath string) *appliance {
 }
 
 func (a *appliance) url(path string) string { return "http://" + a.addr + path }
+
+var (
+	keysMu sync.Mutex
+	keys   = map[string]string{} // data folder → API key of its supervisor "tester"
+)
+
+var apiKeyRE = regexp.MustCompile(`api key: (\S+)`)
+
+// operatorKey returns the API key of a supervisor of the appliance's registry,
+// creating the supervisor with `serialbox user add` the first time.
+func (a *appliance) operatorKey(t *testing.T) string {
+	t.Helper()
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	if k, ok := keys[a.data]; ok {
+		return k
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"user", "add", "tester", "--role", "supervisor", "--api-key", "--data", a.data}, &stdout, &stderr)
+	m := apiKeyRE.FindStringSubmatch(stdout.String())
+	if code != 0 || m == nil {
+		t.Fatalf("user add: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	keys[a.data] = m[1]
+	return m[1]
+}
 
 // serialize asks for a UCI as a jig would; it returns the id or the refusal.
 func serialize(client *http.Client, url, body string) (string, int, error) {

@@ -73,9 +73,17 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 }
 
-func postJSON(t *testing.T, url, body string) {
+// postJSON sends a state-changing API request as an operator with an API key.
+func postJSON(t *testing.T, a *appliance, path, body string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	url := a.url(path)
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+a.operatorKey(t))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +214,7 @@ func TestPrinterFaultRun(t *testing.T) {
 			if atPrinter[j.UCI.String()] > 0 {
 				action, reason = "printed", "the label is at the printer"
 			}
-			postJSON(t, a.url(fmt.Sprintf("/api/v1/jobs/%d/resolve", j.ID)), fmt.Sprintf(`{"action":%q,"reason":%q}`, action, reason))
+			postJSON(t, a, fmt.Sprintf("/api/v1/jobs/%d/resolve", j.ID), fmt.Sprintf(`{"action":%q,"reason":%q}`, action, reason))
 			resolved++
 		}
 	}

@@ -93,10 +93,14 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer syncer.Close()
 	all, auto := cfg.syncTargets()
 	svc.SetSyncTargets(all, auto, syncer)
+	accounts := serializer.NewAccounts(db)
+	if err := firstSupervisor(ctx, accounts, cfg.AdminPassword, logger); err != nil {
+		return err
+	}
 	allow, _ := web.ParseAllow(cfg.Allow) // checked by Validate
 	handler := web.New(svc, web.Options{
 		Allow: allow, DB: db, Queue: db, Printers: newPrinterViews(&cfg, pool),
-		Logger: logger.With("component", "web"),
+		Accounts: accounts, Line: db, Logger: logger.With("component", "web"),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -111,6 +115,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(handler.CloseStreams)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("serving", "addr", ln.Addr().String(), "config", cfg.Source, "data", cfg.DataDir,

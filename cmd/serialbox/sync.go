@@ -29,9 +29,29 @@ func startSyncer(cfg *Config, db *store.DB, logger *slog.Logger) (*upstream.Sync
 		}
 		targets = append(targets, t)
 	}
-	s := upstream.NewSyncer(db, targets, upstream.WithLogger(logger))
+	secrets := map[string][]byte{}
+	for _, p := range cfg.Catalog().Products {
+		if len(p.ProvisioningSecret) > 0 {
+			secrets[p.ID] = p.ProvisioningSecret
+		}
+	}
+	s := upstream.NewSyncer(secretOutbox{DB: db, secrets: secrets}, targets, upstream.WithLogger(logger))
 	s.Start()
 	return s, nil
+}
+
+// secretOutbox hands the syncer chunks whose product carries its provisioning secret,
+// which only the configuration holds, so targets can send each device's token.
+type secretOutbox struct {
+	*store.DB
+	secrets map[string][]byte
+}
+
+// NextChunk implements upstream.Outbox.
+func (o secretOutbox) NextChunk(ctx context.Context, target string, max int) (upstream.Chunk, bool, error) {
+	c, ok, err := o.DB.NextChunk(ctx, target, max)
+	c.Product.ProvisioningSecret = o.secrets[c.Product.ID]
+	return c, ok, err
 }
 
 // runExport writes a batch's manifest, for factories whose registry upload is manual.

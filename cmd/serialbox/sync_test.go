@@ -15,15 +15,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"serialbox/serializer"
 )
 
 // fakeRegistry is an upstream device registry: it fails its first pushes, then takes
 // devices and answers "exists" for ones it already has.
 type fakeRegistry struct {
 	mu       sync.Mutex
-	failures int            // pushes still to refuse with 503
-	devices  map[string]int // UCI → pushes that carried it
-	keys     map[string]int // Idempotency-Key → pushes
+	failures int               // pushes still to refuse with 503
+	devices  map[string]int    // UCI → pushes that carried it
+	tokens   map[string]string // UCI → provisioning token pushed
+	keys     map[string]int    // Idempotency-Key → pushes
 	token    string
 }
 
@@ -41,7 +44,7 @@ func (f *fakeRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body struct {
-		Devices []struct{ ID string } `json:"devices"`
+		Devices []struct{ ID, Token string } `json:"devices"`
 	}
 	raw, _ := io.ReadAll(r.Body)
 	if err := json.Unmarshal(raw, &body); err != nil {
@@ -55,6 +58,7 @@ func (f *fakeRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = "exists"
 		}
 		f.devices[d.ID]++
+		f.tokens[d.ID] = d.Token
 		results = append(results, map[string]string{"id": d.ID, "status": status})
 	}
 	json.NewEncoder(w).Encode(map[string]any{"results": results})
@@ -76,10 +80,13 @@ func (f *fakeRegistry) snapshot() (devices, keys map[string]int) {
 // A closed batch reaches the upstream registry exactly once per device, through an
 // outage and a restart of the appliance; its manifest lists every device.
 func TestClosedBatchSyncsUpstreamOnce(t *testing.T) {
-	reg := &fakeRegistry{failures: 2, devices: map[string]int{}, keys: map[string]int{}, token: "s3cr3t-registry-token"}
+	reg := &fakeRegistry{failures: 2, devices: map[string]int{}, tokens: map[string]string{}, keys: map[string]int{}, token: "s3cr3t-registry-token"}
+	const secret = "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw=="
+	t.Setenv("TEST_PROVISIONING_SECRET", secret)
+	key, _ := serializer.DecodeProvisioningSecret(secret)
 	up := httptest.NewServer(reg)
 	defer up.Close()
-	cfgText := iotoProductConfig + fmt.Sprintf(`
+	cfgText := strings.Replace(iotoProductConfig, `model = "Eval-01"`, "model = \"Eval-01\"\nprovisioning_secret = \"${TEST_PROVISIONING_SECRET}\"", 1) + fmt.Sprintf(`
 [[upstream]]
 name = "cloud"
 kind = "http"
@@ -96,13 +103,22 @@ chunk_size = 4
 	a := startAppliance(t, data, cfg)
 	var ucis []string
 	for i := range 10 {
-		id, code, err := serialize(http.DefaultClient, a.url("/ioto/serialize"), fmt.Sprintf(`{"hwid":"sync-%d"}`, i))
-		if err != nil || code != 200 {
-			t.Fatalf("device %d: %d %v", i, code, err)
+		resp, err := http.Post(a.url("/ioto/serialize"), "application/json", strings.NewReader(fmt.Sprintf(`{"hwid":"sync-%d"}`, i)))
+		if err != nil {
+			t.Fatal(err)
 		}
-		ucis = append(ucis, id)
+		var out struct{ ID, Token string }
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || out.ID == "" {
+			t.Fatalf("device %d: %d %+v", i, resp.StatusCode, out)
+		}
+		if out.Token != serializer.ProvisioningToken(key, out.ID) {
+			t.Fatalf("device %d: token %q is not the provisioning token of %s", i, out.Token, out.ID)
+		}
+		ucis = append(ucis, out.ID)
 	}
-	postJSON(t, a.url("/api/v1/batches/1/close"), `{"reason":"end of run"}`)
+	postJSON(t, a, "/api/v1/batches/1/close", `{"reason":"end of run"}`)
 	// Stop the appliance while the registry is still refusing, then start it again.
 	time.Sleep(300 * time.Millisecond)
 	a.cmd.Process.Signal(syscall.SIGTERM)
@@ -132,6 +148,12 @@ chunk_size = 4
 	for _, id := range ucis {
 		if devices[id] != 1 {
 			t.Errorf("device %s reached the registry %d times", id, devices[id])
+		}
+		reg.mu.Lock()
+		token := reg.tokens[id]
+		reg.mu.Unlock()
+		if token != serializer.ProvisioningToken(key, id) {
+			t.Errorf("device %s reached the registry with token %q", id, token)
 		}
 	}
 	if len(devices) != len(ucis) || status.Targets[0].OK != len(ucis) || len(status.Failures) != 0 {
@@ -167,8 +189,10 @@ chunk_size = 4
 	checkManifest(t, "export", out.Bytes(), ucis)
 
 	// No secret from the configuration appears in the logs.
-	if strings.Contains(a.Logs()+b.Logs(), reg.token) {
-		t.Fatal("the registry token appears in the appliance log")
+	for _, secret := range []string{reg.token, secret} {
+		if strings.Contains(a.Logs()+b.Logs(), secret) {
+			t.Fatal("a secret from the configuration appears in the appliance log")
+		}
 	}
 }
 
