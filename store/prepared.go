@@ -10,8 +10,8 @@ import (
 // statement each time it is executed from text; preparing these once on the writer
 // connection takes that work off the issuance path.
 var preparedQueries = []string{
-	qDeviceByIdentity, qOpenBatch, qInsertDevice, qInsertDeviceJob,
-	qSavepoint, qRollbackTo, qRelease,
+	qDeviceByIdentity, qOpenBatch, qInsertDevice, qInsertDeviceJob, qCountIssued,
+	qSavepoint, qRollbackTo, qRelease, qPregenInsert,
 }
 
 func (db *DB) prepare(ctx context.Context) error {

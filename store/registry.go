@@ -98,11 +98,14 @@ func issueDevice(ctx context.Context, tx querier, now time.Time, p serializer.Is
 			return serializer.Issued{}, fmt.Errorf("%d UCIs drawn in a row were already issued: the random source is broken", draw)
 		}
 	}
+	if _, err := tx.ExecContext(ctx, qCountIssued, b.ID); err != nil {
+		return serializer.Issued{}, err
+	}
 	if _, err := tx.ExecContext(ctx, qInsertDeviceJob,
 		d.UCI.String(), b.ID, d.StationID, ms(now), ms(now)); err != nil {
 		return serializer.Issued{}, err
 	}
-	b.Counts.Issued++ // the trigger counted the device in the database as well
+	b.Counts.Issued++
 	return serializer.Issued{Device: d, Batch: b, ClosedBatchID: closed}, nil
 }
 
@@ -183,6 +186,7 @@ const (
 	qInsertDevice = `INSERT INTO devices (uci, batch_id, product_id, station_id, identity, attributes, state, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, 'issued', ?, ?) ON CONFLICT (uci) DO NOTHING`
 	qInsertDeviceJob = `INSERT INTO print_jobs (kind, uci, batch_id, station_id, created_at, updated_at) VALUES ('device', ?, ?, ?, ?, ?)`
+	qCountIssued     = `UPDATE batches SET issued = issued + 1 WHERE id = ?`
 )
 
 var deviceCols = deviceColumns("")

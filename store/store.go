@@ -117,7 +117,8 @@ func dsn(path string, readOnly bool) string {
 		q.Set("_query_only", "true")
 		q.Set("_txlock", "deferred")
 	} else {
-		q.Set("_txlock", "immediate") // take the write lock at BEGIN: no upgrade deadlocks
+		q.Set("_txlock", "immediate")  // take the write lock at BEGIN: no upgrade deadlocks
+		q.Set("_cache_size", "-65536") // 64 MiB for the writer: bulk runs touch the whole uci index
 	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }

@@ -52,9 +52,10 @@ type PushDevice struct {
 	Product    string          `json:"product"`
 	Batch      int64           `json:"batch"`
 	Station    string          `json:"station"`
-	Identity   string          `json:"identity"`   // "" when the jig sent none
-	Attributes json.RawMessage `json:"attributes"` // the jig's device object; null when none
-	Created    string          `json:"created"`    // RFC 3339, UTC
+	Identity   string          `json:"identity"`        // "" when the jig sent none
+	Attributes json.RawMessage `json:"attributes"`      // the jig's device object; null when none
+	Created    string          `json:"created"`         // RFC 3339, UTC
+	Token      string          `json:"token,omitempty"` // provisioning token, for products with a secret
 }
 
 // httpTarget posts chunks as JSON and reads per-device results.
@@ -196,6 +197,9 @@ func pushBody(c Chunk) PushBody {
 			Identity:   d.Identity,
 			Attributes: attributesJSON(d.Attributes),
 			Created:    formatTime(d.CreatedAt),
+		}
+		if len(c.Product.ProvisioningSecret) > 0 {
+			b.Devices[i].Token = serializer.ProvisioningToken(c.Product.ProvisioningSecret, b.Devices[i].ID)
 		}
 	}
 	return b

@@ -24,7 +24,8 @@ CREATE TABLE batches (
 	state      TEXT NOT NULL CHECK (state IN ('open', 'closed')),
 	opened_at  INTEGER NOT NULL,
 	closed_at  INTEGER,
-	-- Counters, kept by the triggers on devices below so that no code path can forget them.
+	-- Counters: issued is counted where devices are inserted (see 00004); the others
+	-- follow device state through the trigger on devices below.
 	issued     INTEGER NOT NULL DEFAULT 0,
 	labeled    INTEGER NOT NULL DEFAULT 0,
 	verified   INTEGER NOT NULL DEFAULT 0,
