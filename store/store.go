@@ -248,3 +248,28 @@ func isUniqueViolation(err error) bool {
 	var se sqlite3.Error
 	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
 }
+
+// Writable checks that the database takes a write now: it takes the write lock and
+// lets it go without changing anything.
+func (db *DB) Writable(ctx context.Context) error {
+	return db.writeTx(ctx, "check the database takes writes", func(tx querier, _ time.Time) error {
+		_, err := tx.ExecContext(ctx, `UPDATE batches SET id = id WHERE 0`)
+		return err
+	})
+}
+
+// DBSize returns the bytes the database file and its write-ahead log take on disk.
+func (db *DB) DBSize() (int64, error) {
+	var total int64
+	for _, p := range []string{db.path, db.path + "-wal"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		total += fi.Size()
+	}
+	return total, nil
+}

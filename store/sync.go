@@ -279,27 +279,6 @@ func (db *DB) SyncFailures(ctx context.Context, batchID int64, limit int) ([]ser
 	return out, rows.Err()
 }
 
-// SyncBacklog returns how many devices wait for each target.
-func (db *DB) SyncBacklog(ctx context.Context) (map[string]int, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT target, COUNT(*) FROM sync_items WHERE state IN ('pending', 'sending') GROUP BY target`)
-	if err != nil {
-		return nil, db.fault("read sync backlog", err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var (
-			t string
-			n int
-		)
-		if err := rows.Scan(&t, &n); err != nil {
-			return nil, err
-		}
-		out[t] = n
-	}
-	return out, rows.Err()
-}
-
 // EachDevice calls fn for every device of a batch in issue order. Rows are read one
 // at a time, so memory stays flat for any batch size.
 func (db *DB) EachDevice(ctx context.Context, batchID int64, fn func(serializer.Device) error) error {
@@ -318,4 +297,29 @@ func (db *DB) EachDevice(ctx context.Context, batchID int64, fn func(serializer.
 		}
 	}
 	return rows.Err()
+}
+
+// SyncStates counts, per target, the devices waiting for it or refused by it.
+func (db *DB) SyncStates(ctx context.Context) (map[string]map[string]int, error) {
+	rows, err := db.read.QueryContext(ctx, `
+		SELECT target, state, COUNT(*) FROM sync_items WHERE state IN ('pending', 'sending', 'error') GROUP BY target, state`)
+	if err != nil {
+		return nil, db.fault("count sync states", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]int{}
+	for rows.Next() {
+		var (
+			target, state string
+			n             int
+		)
+		if err := rows.Scan(&target, &state, &n); err != nil {
+			return nil, err
+		}
+		if out[target] == nil {
+			out[target] = map[string]int{}
+		}
+		out[target][state] = n
+	}
+	return out, rows.Err()
 }

@@ -149,8 +149,8 @@ func TestOutboxRefusedDevicesAreShownAndRetriedOnRequest(t *testing.T) {
 	if after, _ := db.Batch(ctx, b.ID); after.Counts.Synced != 3 {
 		t.Fatalf("synced = %d, want 3", after.Counts.Synced)
 	}
-	if backlog, _ := db.SyncBacklog(ctx); backlog["cloud"] != 0 {
-		t.Fatalf("backlog = %v", backlog)
+	if states, _ := db.SyncStates(ctx); states["cloud"]["pending"]+states["cloud"]["sending"]+states["cloud"]["error"] != 0 {
+		t.Fatalf("sync states after everything was accepted = %v", states)
 	}
 }
 

@@ -118,6 +118,9 @@ func (s *Server) issue(c echo.Context, req serializer.IssueRequest) error {
 		// Never answer a jig 200 without a real id: it would store it and stop asking.
 		return fmt.Errorf("issuance returned no UCI")
 	}
+	if !got.Existing {
+		s.metrics.issued.WithLabelValues(got.Device.StationID, got.Device.ProductID).Inc()
+	}
 	return c.JSON(http.StatusOK, serializeResponse{
 		ID:       got.Device.UCI.String(),
 		Batch:    got.Batch.ID,

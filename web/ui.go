@@ -174,8 +174,13 @@ func isPage(c echo.Context) bool {
 	if v, ok := c.Get(ctxPage).(bool); ok {
 		return v
 	}
-	p := c.Request().URL.Path
-	return !strings.HasPrefix(p, "/api/") && !strings.HasPrefix(p, "/ioto/") && p != "/healthz" && p != "/events" && !strings.HasPrefix(p, "/static/")
+	switch p := c.Request().URL.Path; {
+	case strings.HasPrefix(p, "/api/"), strings.HasPrefix(p, "/ioto/"), strings.HasPrefix(p, "/static/"):
+		return false
+	case p == "/healthz", p == "/readyz", p == "/metrics", p == "/events":
+		return false
+	}
+	return true
 }
 
 // pageData is what every page template gets.

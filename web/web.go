@@ -44,18 +44,21 @@ type Options struct {
 	// Accounts logs operators in; nil refuses every state-changing request.
 	Accounts *serializer.Accounts
 	// Line feeds the line view's newest devices and rates; nil leaves them out.
-	Line   LineData
+	Line LineData
+	// Stats feeds /metrics with sync and database figures; nil leaves them out.
+	Stats  Stats
 	Logger *slog.Logger
 }
 
 // Server serves the jig and operator APIs.
 type Server struct {
-	svc    *serializer.Service
-	opts   Options
-	logger *slog.Logger
-	echo   *echo.Echo
-	ui     *ui
-	logins *loginLimiter
+	svc     *serializer.Service
+	opts    Options
+	logger  *slog.Logger
+	echo    *echo.Echo
+	ui      *ui
+	logins  *loginLimiter
+	metrics *metrics
 
 	closing   chan struct{} // closed when live event streams must end
 	closeOnce sync.Once
@@ -79,12 +82,15 @@ func New(svc *serializer.Service, opts Options) *Server {
 	e.Use(s.lanOnly)
 	e.Use(securityHeaders)
 
+	s.metrics = newMetrics(s)
 	e.GET("/healthz", s.health)
+	e.GET("/readyz", s.ready)
+	e.GET("/metrics", s.metricsHandler())
 
 	// The jig endpoints keep their own station token rules.
-	e.POST("/ioto/serialize", s.iotoSerialize)
+	e.POST("/ioto/serialize", s.iotoSerialize, s.timed("ioto"))
 	api := e.Group("/api/v1")
-	api.POST("/serialize", s.apiSerialize)
+	api.POST("/serialize", s.apiSerialize, s.timed("api"))
 
 	// Reading is open to the LAN; every change needs an operator.
 	operator, supervisor := s.requireOperator(serializer.RoleOperator), s.requireOperator(serializer.RoleSupervisor)
@@ -160,6 +166,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		// Errors from echo itself (routing, method) keep their status.
 		code, message, status = echoErrorCode(he), fmt.Sprint(he.Message), he.Code
 	}
+	s.metrics.errors.WithLabelValues(code).Inc()
 	r := c.Request()
 	if status >= 500 {
 		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
@@ -259,14 +266,45 @@ func ParseAllow(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func (s *Server) health(c echo.Context) error {
-	if s.opts.DB != nil {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-		defer cancel()
-		if err := s.opts.DB.Ping(ctx); err != nil {
-			s.logger.Error("health check: database does not answer", "err", err)
-			return serializer.Errorf(serializer.EUNAVAILABLE, "database does not answer")
+// checkDB returns EUNAVAILABLE when the database does not answer or, with writes,
+// does not take a write.
+func (s *Server) checkDB(ctx context.Context, writes bool) error {
+	if s.opts.DB == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.opts.DB.Ping(ctx); err != nil {
+		s.logger.Error("health check: database does not answer", "err", err)
+		return serializer.Errorf(serializer.EUNAVAILABLE, "database does not answer")
+	}
+	if w, ok := s.opts.DB.(Writable); ok && writes {
+		if err := w.Writable(ctx); err != nil {
+			s.logger.Error("readiness check: database takes no writes", "err", err)
+			return serializer.Errorf(serializer.EUNAVAILABLE, "database takes no writes: %s", serializer.ErrorMessage(err))
 		}
 	}
+	return nil
+}
+
+// health answers 200 while the appliance runs and its database answers.
+func (s *Server) health(c echo.Context) error {
+	if err := s.checkDB(c.Request().Context(), false); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// Writable reports whether the database takes writes now.
+type Writable interface {
+	Writable(ctx context.Context) error
+}
+
+// ready answers 200 when the appliance can issue: the database answers and takes
+// writes (its migrations ran at start, or it would not have opened).
+func (s *Server) ready(c echo.Context) error {
+	if err := s.checkDB(c.Request().Context(), true); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -40,6 +41,8 @@ type Config struct {
 	Templates label.Templates `toml:"templates"`
 	// Upstream are the targets closed batches are registered with ([[upstream]]).
 	Upstream []upstream.TargetConfig `toml:"upstream"`
+	// Backup schedules backups while serving ([backup]).
+	Backup BackupConfig `toml:"backup"`
 
 	// Source says where the configuration came from, for the start-up log.
 	Source string `toml:"-"`
@@ -238,6 +241,18 @@ func (c *Config) Validate() error {
 	}
 	if err := upstream.ValidateAll(c.Upstream); err != nil {
 		return err
+	}
+	if c.Backup.Every == 0 {
+		c.Backup.Every = station.Duration(6 * time.Hour)
+	}
+	if c.Backup.Keep == 0 {
+		c.Backup.Keep = 14
+	}
+	switch {
+	case time.Duration(c.Backup.Every) < time.Minute:
+		return fmt.Errorf("backup.every: %v is too often (at least 1m)", time.Duration(c.Backup.Every))
+	case c.Backup.Keep < 1:
+		return fmt.Errorf("backup.keep: %d must be at least 1", c.Backup.Keep)
 	}
 	return newLabels(c).check(c)
 }

@@ -43,6 +43,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runExport(ctx, args, stdout, stderr)
 	case "pregen":
 		err = runPregen(ctx, args, stdout, stderr)
+	case "backup":
+		err = runBackup(ctx, args, stdout, stderr)
+	case "restore":
+		err = runRestore(ctx, args, stdout, stderr)
 	case "user":
 		err = runUser(ctx, args, os.Stdin, stdout, stderr)
 	case "version":
@@ -84,6 +88,10 @@ func usage(w io.Writer) {
       set a new password, draw a new API key, list the operators
   serialbox pregen --batch ID --count N [--labels queue|outside] [--manifest FILE] [--sheet FILE.pdf]
       issue N UCIs into an open batch for pre-printed labels or unique-firmware builds
+  serialbox backup --out FILE [--config FILE] [--data DIR]
+      write a consistent copy of the database, also while serving
+  serialbox restore --from FILE [--config FILE] [--data DIR]
+      replace the database with a backup (refused while an appliance serves it)
   serialbox version
 `)
 }

@@ -69,6 +69,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
+	release, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	defer release()
 	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "serialbox.db"), store.Options{
 		Logger: logger.With("component", "store"), GroupCommit: cfg.groupCommit,
 	})
@@ -91,6 +96,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer syncer.Close()
+	defer startBackups(&cfg, logger.With("component", "backup")).Close()
 	all, auto := cfg.syncTargets()
 	svc.SetSyncTargets(all, auto, syncer)
 	accounts := serializer.NewAccounts(db)
@@ -100,7 +106,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	allow, _ := web.ParseAllow(cfg.Allow) // checked by Validate
 	handler := web.New(svc, web.Options{
 		Allow: allow, DB: db, Queue: db, Printers: newPrinterViews(&cfg, pool),
-		Accounts: accounts, Line: db, Logger: logger.With("component", "web"),
+		Accounts: accounts, Line: db, Stats: db, Logger: logger.With("component", "web"),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
