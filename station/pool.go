@@ -55,6 +55,31 @@ func (p *Pool) Queued(stationID string) {
 	}
 }
 
+// Replace puts w in the pool and stops the worker it replaces, if any, after w took
+// over: a configuration reload uses it to swap one station's printer.
+func (p *Pool) Replace(w *Worker) error {
+	p.mu.Lock()
+	old := p.workers[w.StationID()]
+	p.workers[w.StationID()] = w
+	p.mu.Unlock()
+	if old == nil || old == w {
+		return nil
+	}
+	return old.Close()
+}
+
+// Remove stops and drops the station's worker.
+func (p *Pool) Remove(stationID string) error {
+	p.mu.Lock()
+	old := p.workers[stationID]
+	delete(p.workers, stationID)
+	p.mu.Unlock()
+	if old == nil {
+		return nil
+	}
+	return old.Close()
+}
+
 // Close stops every worker at once and waits for all of them.
 func (p *Pool) Close() error {
 	p.mu.Lock()

@@ -162,6 +162,13 @@ func addAudit(ctx context.Context, tx querier, now time.Time, e serializer.Audit
 	return err
 }
 
+// Record appends an entry to the audit trail.
+func (db *DB) Record(ctx context.Context, e serializer.AuditEntry) error {
+	return db.writeTx(ctx, "record audit entry", func(tx querier, now time.Time) error {
+		return addAudit(ctx, tx, now, e)
+	})
+}
+
 // Audit returns the audit entries about subject ("" for all), newest first.
 func (db *DB) Audit(ctx context.Context, subject string, limit int) ([]serializer.AuditEntry, error) {
 	if limit <= 0 || limit > 1000 {

@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -46,7 +48,9 @@ type Options struct {
 	// Line feeds the line view's newest devices and rates; nil leaves them out.
 	Line LineData
 	// Stats feeds /metrics with sync and database figures; nil leaves them out.
-	Stats  Stats
+	Stats Stats
+	// Reload reads the configuration again (POST /api/v1/config/reload); nil refuses.
+	Reload func(ctx context.Context, actor string) error
 	Logger *slog.Logger
 }
 
@@ -59,6 +63,10 @@ type Server struct {
 	ui      *ui
 	logins  *loginLimiter
 	metrics *metrics
+	allow   atomic.Pointer[[]netip.Prefix] // extra source networks; replaced on reload
+
+	tokenAuditMu sync.Mutex
+	tokenAudits  map[string]time.Time // last audit of a refused jig token, by station and address
 
 	closing   chan struct{} // closed when live event streams must end
 	closeOnce sync.Once
@@ -74,7 +82,8 @@ func New(svc *serializer.Service, opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, opts: opts, logger: opts.Logger, echo: echo.New(), ui: mustUI(),
-		logins: newLoginLimiter(20, 5*time.Minute), closing: make(chan struct{})}
+		logins: newLoginLimiter(20, 5*time.Minute), closing: make(chan struct{}), tokenAudits: map[string]time.Time{}}
+	s.SetAllow(opts.Allow)
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -111,9 +120,16 @@ func New(svc *serializer.Service, opts Options) *Server {
 	api.GET("/stations/:id/jobs", s.stationJobs)
 	api.POST("/jobs/:id/resolve", s.resolveJob, operator)
 	api.GET("/audit", s.listAudit)
+	api.POST("/config/reload", s.reloadConfig, supervisor)
 
 	s.pageRoutes(e)
 	return s
+}
+
+// SetAllow replaces the extra source networks served; a configuration reload uses it.
+func (s *Server) SetAllow(allow []netip.Prefix) {
+	a := slices.Clone(allow)
+	s.allow.Store(&a)
 }
 
 // ServeHTTP makes the Server an http.Handler.
@@ -215,7 +231,7 @@ func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
 func (s *Server) lanOnly(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		addr, ok := peerAddr(c.Request().RemoteAddr)
-		if !ok || !Allowed(addr, s.opts.Allow) {
+		if !ok || !Allowed(addr, *s.allow.Load()) {
 			return serializer.Errorf(serializer.EFORBIDDEN, "requests from %s are not served: serialbox serves the local network only (add the network to 'allow' in the config)", c.Request().RemoteAddr)
 		}
 		return next(c)
@@ -307,4 +323,16 @@ func (s *Server) ready(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// reloadConfig reads the configuration file again; a refused file leaves the running
+// configuration in place and says why.
+func (s *Server) reloadConfig(c echo.Context) error {
+	if s.opts.Reload == nil {
+		return serializer.Errorf(serializer.EINVALID, "this appliance cannot reload its configuration")
+	}
+	if err := s.opts.Reload(c.Request().Context(), actor(c)); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "reloaded"})
 }

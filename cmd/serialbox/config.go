@@ -48,6 +48,8 @@ type Config struct {
 	Source string `toml:"-"`
 	// groupCommit comes from the --group-commit flag only (0 = the store's default).
 	groupCommit int
+	// path is the configuration file read again on reload ("" = the built-in demo).
+	path string
 }
 
 // ProductConfig is one [[products]] entry.

@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"serialbox/serializer"
@@ -52,6 +54,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return errUsage
 	}
 	cfg.groupCommit = *group
+	cfg.path = *configPath
 	return serve(ctx, cfg, newLogger(stderr, cfg.LogLevel))
 }
 
@@ -66,6 +69,11 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // database.
 func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	start := time.Now()
+	// SIGHUP reloads the configuration. Catch it from the start: its default action
+	// would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
@@ -95,19 +103,23 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer syncer.Close()
 	defer startBackups(&cfg, logger.With("component", "backup")).Close()
 	all, auto := cfg.syncTargets()
 	svc.SetSyncTargets(all, auto, syncer)
+	views := newPrinterViews(&cfg, pool)
+	reload := &reloader{path: cfg.path, cfg: cfg, db: db, svc: svc, pool: pool, views: views, syncer: syncer,
+		logger: logger.With("component", "config")}
+	defer reload.Close()
 	accounts := serializer.NewAccounts(db)
 	if err := firstSupervisor(ctx, accounts, cfg.AdminPassword, logger); err != nil {
 		return err
 	}
 	allow, _ := web.ParseAllow(cfg.Allow) // checked by Validate
 	handler := web.New(svc, web.Options{
-		Allow: allow, DB: db, Queue: db, Printers: newPrinterViews(&cfg, pool),
-		Accounts: accounts, Line: db, Stats: db, Logger: logger.With("component", "web"),
+		Allow: allow, DB: db, Queue: db, Printers: views,
+		Accounts: accounts, Line: db, Stats: db, Reload: reload.Reload, Logger: logger.With("component", "web"),
 	})
+	reload.web = handler
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -127,10 +139,16 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	logger.Info("serving", "addr", ln.Addr().String(), "config", cfg.Source, "data", cfg.DataDir,
 		"stations", len(cfg.Stations), "version", version, "startup", time.Since(start).Round(time.Millisecond))
 
-	select {
-	case err := <-served:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case err := <-served:
+			return fmt.Errorf("http server: %w", err)
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			reload.Reload(ctx, "signal:SIGHUP") // a refused file is logged and audited
+		}
 	}
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)

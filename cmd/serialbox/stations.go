@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"serialbox/label"
@@ -132,39 +133,48 @@ func (l *labels) renderer(db *store.DB, st StationConfig) station.Renderer {
 func startStations(cfg *Config, db *store.DB, pool *station.Pool, logger *slog.Logger) error {
 	l := newLabels(cfg)
 	for _, st := range cfg.Stations {
-		pc := st.Printer
-		if pc.Transport == station.TransportFile {
-			pc.Dir = cfg.dataPath(pc.Dir)
-		}
-		log := logger.With("component", "station")
-		t, err := station.Open(pc)
+		w, err := startStation(cfg, l, st, db, logger)
 		if err != nil {
-			if !errors.Is(err, station.ErrUnreachable) {
-				return fmt.Errorf("station %q: %w", st.ID, err)
-			}
-			log.Error("printer not found; labels wait in the queue until it is", "transport", pc.Transport, "err", err)
-			if t, err = station.New(pc); err != nil {
-				return fmt.Errorf("station %q: %w", st.ID, err)
-			}
+			return err
 		}
-		w := station.NewWorker(st.ID, db, l.renderer(db, st), t,
-			station.WithLogger(log), station.WithStatusInterval(time.Duration(pc.StatusInterval)))
 		pool.Add(w)
-		w.Start()
 	}
 	return nil
+}
+
+// startStation starts the print worker of one station.
+func startStation(cfg *Config, l *labels, st StationConfig, db *store.DB, logger *slog.Logger) (*station.Worker, error) {
+	pc := st.Printer
+	if pc.Transport == station.TransportFile {
+		pc.Dir = cfg.dataPath(pc.Dir)
+	}
+	log := logger.With("component", "station")
+	t, err := station.Open(pc)
+	if err != nil {
+		if !errors.Is(err, station.ErrUnreachable) {
+			return nil, fmt.Errorf("station %q: %w", st.ID, err)
+		}
+		log.Error("printer not found; labels wait in the queue until it is", "station", st.ID, "transport", pc.Transport, "err", err)
+		if t, err = station.New(pc); err != nil {
+			return nil, fmt.Errorf("station %q: %w", st.ID, err)
+		}
+	}
+	w := station.NewWorker(st.ID, db, l.renderer(db, st), t,
+		station.WithLogger(log), station.WithStatusInterval(time.Duration(pc.StatusInterval)))
+	w.Start()
+	return w, nil
 }
 
 // printerViews shows the station workers' printer state to the web package.
 type printerViews struct {
 	pool       *station.Pool
-	transports map[string]string // station id → transport name
+	transports *sync.Map // station id → transport name; updated on reload
 }
 
 func newPrinterViews(cfg *Config, pool *station.Pool) printerViews {
-	v := printerViews{pool: pool, transports: map[string]string{}}
+	v := printerViews{pool: pool, transports: &sync.Map{}}
 	for _, st := range cfg.Stations {
-		v.transports[st.ID] = st.Printer.Transport
+		v.transports.Store(st.ID, st.Printer.Transport)
 	}
 	return v
 }
@@ -176,8 +186,10 @@ func (v printerViews) Printer(stationID string) (web.PrinterView, bool) {
 		return web.PrinterView{}, false
 	}
 	st, stats := w.Status(), w.Stats()
+	t, _ := v.transports.Load(stationID)
+	transport, _ := t.(string)
 	return web.PrinterView{
-		Transport: v.transports[stationID], State: st.State, Message: st.Message,
+		Transport: transport, State: st.State, Message: st.Message,
 		LabelsRemaining: st.LabelsRemaining, CheckedAt: st.CheckedAt,
 		Sending: stats.Sending, Printed: stats.Printed, Failed: stats.Failed, Uncertain: stats.Uncertain,
 		Retries: stats.Retries, RetryAt: stats.RetryAt, LastError: stats.LastError,
