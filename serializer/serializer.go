@@ -226,6 +226,8 @@ type Repository interface {
 	ResolveJob(ctx context.Context, id int64, action JobAction, actor, reason string) (PrintJob, error)
 	// Audit returns the audit entries about a subject ("" = all), newest first.
 	Audit(ctx context.Context, subject string, limit int) ([]AuditEntry, error)
+	// Record appends an entry to the audit trail.
+	Record(ctx context.Context, e AuditEntry) error
 	// EnqueueSync queues a batch's devices for upstream targets; it returns how many
 	// devices were queued per target.
 	EnqueueSync(ctx context.Context, batchID int64, targets []string, actor, reason string) (map[string]int, error)

@@ -467,3 +467,7 @@ func (s *Service) Pregenerate(ctx context.Context, batchID int64, count int, lab
 	}
 	return n, err
 }
+
+// Record appends an entry to the audit trail, for actions outside the service's own
+// methods (refused jig tokens, configuration reloads).
+func (s *Service) Record(ctx context.Context, e AuditEntry) error { return s.repo.Record(ctx, e) }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -111,6 +112,9 @@ func (s *Server) apiSerialize(c echo.Context) error {
 
 func (s *Server) issue(c echo.Context, req serializer.IssueRequest) error {
 	got, err := s.svc.Issue(c.Request().Context(), req)
+	if serializer.ErrorCode(err) == serializer.EUNAUTHORIZED {
+		s.auditRefusedToken(c, req.StationID)
+	}
 	if err != nil {
 		return err
 	}
@@ -282,4 +286,37 @@ func compactJSON(body []byte) (json.RawMessage, error) {
 		return nil, serializer.Errorf(serializer.EMALFORMED, "request body: %s", jsonProblem(err))
 	}
 	return buf.Bytes(), nil
+}
+
+// tokenAuditEvery limits the audit entries of refused jig tokens to one per station
+// and source address in this time: a misconfigured jig retries every 2 s.
+const tokenAuditEvery = time.Minute
+
+// auditRefusedToken records a jig request refused for its station token.
+func (s *Server) auditRefusedToken(c echo.Context, stationID string) {
+	addr, _ := peerAddr(c.Request().RemoteAddr)
+	key := stationID + "|" + addr.String()
+	now := time.Now()
+	s.tokenAuditMu.Lock()
+	last, seen := s.tokenAudits[key]
+	if seen && now.Sub(last) < tokenAuditEvery {
+		s.tokenAuditMu.Unlock()
+		return
+	}
+	if len(s.tokenAudits) > 10_000 {
+		clear(s.tokenAudits) // bounded memory; at worst one extra entry per station and address
+	}
+	s.tokenAudits[key] = now
+	s.tokenAuditMu.Unlock()
+	subject := "station:" + stationID
+	if stationID == "" {
+		subject = "station:(default)"
+	}
+	err := s.svc.Record(c.Request().Context(), serializer.AuditEntry{
+		Actor: "jig@" + addr.String(), Action: "jig.token.refused", Subject: subject,
+		Detail: "missing or wrong station token (further refusals from this address are not recorded for a minute)",
+	})
+	if err != nil {
+		s.logger.Error("could not record a refused jig token", "err", err)
+	}
 }

@@ -128,3 +128,26 @@ func TestBatchLabelAndStationView(t *testing.T) {
 	}
 	expectError(t, f.do(t, "GET", "/api/v1/stations/nope/jobs", ""), 422, serializer.EUNKNOWNSTATION)
 }
+
+// A wrong station token is refused and audited, once a minute per station and address.
+func TestRefusedTokenIsAudited(t *testing.T) {
+	f := newFixture(t, web.Options{}, serializer.Station{ID: "locked", ProductID: productID, AutoBatch: true, Token: "t0ken"})
+	for range 3 {
+		expectError(t, f.do(t, "POST", "/ioto/serialize?station=locked&token=guess", `{}`), 401, serializer.EUNAUTHORIZED)
+	}
+	expectError(t, f.do(t, "POST", "/ioto/serialize?station=locked", `{}`, "RemoteAddr", "10.9.9.9:1"), 401, serializer.EUNAUTHORIZED)
+	if a := f.do(t, "POST", "/ioto/serialize?station=locked&token=t0ken", `{}`); a.status != 200 {
+		t.Fatalf("right token: %d %s", a.status, a.raw)
+	}
+	entries, err := f.db.Audit(context.Background(), "station:locked", 0)
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("audit = %+v, %v; want one entry per source address", entries, err)
+	}
+	actors := entries[0].Actor + " " + entries[1].Actor
+	if entries[0].Action != "jig.token.refused" || !strings.Contains(actors, "jig@10.9.9.9") || !strings.Contains(actors, "jig@192.168.1.20") {
+		t.Fatalf("audit entries = %+v", entries)
+	}
+	if strings.Contains(entries[0].Detail+entries[1].Detail, "t0ken") || strings.Contains(entries[0].Detail+entries[1].Detail, "guess") {
+		t.Fatal("the audit trail holds a token")
+	}
+}
