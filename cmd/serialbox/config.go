@@ -43,6 +43,8 @@ type Config struct {
 	Upstream []upstream.TargetConfig `toml:"upstream"`
 	// Backup schedules backups while serving ([backup]).
 	Backup BackupConfig `toml:"backup"`
+	// TLS serves the operator page and API over HTTPS as well ([tls]).
+	TLS TLSConfig `toml:"tls"`
 
 	// Source says where the configuration came from, for the start-up log.
 	Source string `toml:"-"`
@@ -151,6 +153,14 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %q is not host:port (e.g. \":4100\")", c.Listen)
+	}
+	if c.TLS.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.TLS.Listen); err != nil {
+			return fmt.Errorf("tls.listen: %q is not host:port (e.g. \":4443\")", c.TLS.Listen)
+		}
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return errors.New("tls.cert and tls.key: give both, or neither for a self-signed certificate")
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		return errors.New("data_dir: must not be empty")

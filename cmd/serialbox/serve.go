@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		logger: logger.With("component", "config")}
 	defer reload.Close()
 	accounts := serializer.NewAccounts(db)
-	if err := firstSupervisor(ctx, accounts, cfg.AdminPassword, logger); err != nil {
+	if err := firstSupervisor(ctx, accounts, cfg.AdminPassword, cfg.DataDir, logger); err != nil {
 		return err
 	}
 	allow, _ := web.ParseAllow(cfg.Allow) // checked by Validate
@@ -134,8 +134,27 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(handler.CloseStreams)
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	var tlsSrv *http.Server
+	if cfg.TLS.Listen != "" {
+		tc, fp, err := loadTLS(&cfg)
+		if err != nil {
+			return err
+		}
+		tln, err := net.Listen("tcp", cfg.TLS.Listen)
+		if err != nil {
+			return fmt.Errorf("tls.listen: %w", err)
+		}
+		tlsSrv = &http.Server{
+			Handler: handler, TLSConfig: tc,
+			ReadHeaderTimeout: srv.ReadHeaderTimeout, ReadTimeout: srv.ReadTimeout,
+			WriteTimeout: srv.WriteTimeout, IdleTimeout: srv.IdleTimeout, ErrorLog: srv.ErrorLog,
+		}
+		tlsSrv.RegisterOnShutdown(handler.CloseStreams)
+		go func() { served <- tlsSrv.ServeTLS(tln, "", "") }()
+		logger.Info("serving TLS", "addr", tln.Addr().String(), "sha256", fp)
+	}
 	logger.Info("serving", "addr", ln.Addr().String(), "config", cfg.Source, "data", cfg.DataDir,
 		"stations", len(cfg.Stations), "version", version, "startup", time.Since(start).Round(time.Millisecond))
 
@@ -153,6 +172,11 @@ wait:
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	if tlsSrv != nil {
+		if err := tlsSrv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("in-flight HTTPS requests did not finish in time", "err", err)
+		}
+	}
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Warn("in-flight requests did not finish in time", "err", err)
 	}
