@@ -20,7 +20,7 @@ import (
 // firstSupervisor creates the supervisor "admin" when the appliance has no operator
 // at all. A password from the configuration is never logged; a drawn one is logged
 // once, since nobody could log in otherwise.
-func firstSupervisor(ctx context.Context, accounts *serializer.Accounts, password string, logger *slog.Logger) error {
+func firstSupervisor(ctx context.Context, accounts *serializer.Accounts, password, dataDir string, logger *slog.Logger) error {
 	given := password != ""
 	pw, err := accounts.FirstSupervisor(ctx, password)
 	if err != nil {
@@ -31,11 +31,20 @@ func firstSupervisor(ctx context.Context, accounts *serializer.Accounts, passwor
 	case given:
 		logger.Info("created supervisor admin with the password from admin_password / SERIALBOX_ADMIN_PASSWORD")
 	default:
-		logger.Warn("created supervisor admin: log in at the operator page and keep this password safe; it is shown only this once",
-			"name", "admin", "password", pw)
+		// The password goes to a file only the appliance's user can read, never to the
+		// log, which travels further (journald, log shippers, support tickets).
+		file := filepath.Join(dataDir, adminPasswordFile)
+		if err := os.WriteFile(file, []byte(pw+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write the first supervisor's password: %w", err)
+		}
+		logger.Warn("created supervisor admin: its password is in "+file+"; log in at the operator page, then delete the file (or change the password with 'serialbox user passwd admin')",
+			"name", "admin", "file", file)
 	}
 	return nil
 }
+
+// adminPasswordFile holds the generated password of the first supervisor, in the data folder.
+const adminPasswordFile = "admin-password"
 
 // runUser manages operator accounts: add, list, passwd, key.
 func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

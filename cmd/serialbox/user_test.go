@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -88,19 +89,24 @@ func login(t *testing.T, a *appliance, name, password string) bool {
 	return resp.StatusCode == http.StatusSeeOther && strings.Contains(resp.Header.Get("Set-Cookie"), "serialbox_session=")
 }
 
-var adminRE = regexp.MustCompile(`created supervisor admin.* password=(\S+)`)
-
 // The first start makes a supervisor "admin" and logs a drawn password once; the
 // next start makes none and logs nothing about it.
 func TestFirstStartCreatesAdmin(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	a := startAppliance(t, data, "")
-	m := adminRE.FindStringSubmatch(a.Logs())
-	if m == nil {
-		t.Fatalf("no admin password logged:\n%s", a.Logs())
+	raw, err := os.ReadFile(filepath.Join(data, "admin-password"))
+	if err != nil || !strings.Contains(a.Logs(), filepath.Join(data, "admin-password")) {
+		t.Fatalf("no admin password file named in the log: %v\n%s", err, a.Logs())
 	}
-	if login(t, a, "admin", "wrong-password") || !login(t, a, "admin", m[1]) {
-		t.Fatal("admin login with the logged password failed, or a wrong one worked")
+	if fi, _ := os.Stat(filepath.Join(data, "admin-password")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin password file mode %v, want 0600", fi.Mode().Perm())
+	}
+	pw := strings.TrimSpace(string(raw))
+	if strings.Contains(a.Logs(), pw) {
+		t.Fatal("the admin password is in the log")
+	}
+	if login(t, a, "admin", "wrong-password") || !login(t, a, "admin", pw) {
+		t.Fatal("admin login with the password from the file failed, or a wrong one worked")
 	}
 	// State-changing API calls need an operator; reading does not.
 	resp, err := http.Post(a.url("/api/v1/batches/1/close"), "application/json", strings.NewReader(`{}`))
