@@ -31,8 +31,7 @@ func runPregen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	paper := fs.String("paper", "A4", "sheet paper: A4 or Letter")
 	columns := fs.Int("columns", 3, "labels across a sheet")
 	rows := fs.Int("rows", 8, "labels down a sheet")
-	configPath := fs.String("config", configFromEnv(), "configuration file (TOML); none = the built-in demo")
-	dataDir := fs.String("data", "", "data folder (overrides the config's data_dir)")
+	load := dataFlags(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -42,12 +41,9 @@ func runPregen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *sheet != "" && *count > maxSheetLabels {
 		return fmt.Errorf("--sheet: at most %d labels per run (asked for %d)", maxSheetLabels, *count)
 	}
-	cfg, err := loadConfig(*configPath, os.Getenv)
+	cfg, err := load()
 	if err != nil {
 		return err
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

@@ -60,20 +60,16 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	batch := fs.Int64("batch", 0, "batch id")
 	format := fs.String("format", "csv", "csv or jsonl")
 	out := fs.String("out", "", "file to write (default: standard output)")
-	configPath := fs.String("config", configFromEnv(), "configuration file (TOML); none = the built-in demo")
-	dataDir := fs.String("data", "", "data folder (overrides the config's data_dir)")
+	load := dataFlags(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if *batch < 1 {
 		return errors.New("--batch is required")
 	}
-	cfg, err := loadConfig(*configPath, os.Getenv)
+	cfg, err := load()
 	if err != nil {
 		return err
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
 	}
 	path := filepath.Join(cfg.DataDir, "serialbox.db")
 	if _, err := os.Stat(path); err != nil {

@@ -58,8 +58,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		name, args = args[0], args[1:]
 	}
 	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
-	configPath := fs.String("config", configFromEnv(), "configuration file (TOML); none = the built-in demo")
-	dataDir := fs.String("data", "", "data folder (overrides the config's data_dir)")
+	load := dataFlags(fs)
 	var role *string
 	var withKey, pwStdin *bool
 	switch sub {
@@ -82,12 +81,9 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintf(stderr, "serialbox user %s: NAME is required\n", sub)
 		return errUsage
 	}
-	cfg, err := loadConfig(*configPath, os.Getenv)
+	cfg, err := load()
 	if err != nil {
 		return err
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
 	}
 	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "serialbox.db"), store.Options{})
 	if err != nil {
