@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -229,6 +230,9 @@ func (db *DB) fault(what string, err error) error {
 		case sqlite3.ErrReadonly, sqlite3.ErrPerm, sqlite3.ErrCantOpen:
 			return &serializer.Error{Code: serializer.EUNAVAILABLE, Message: "the appliance's database cannot be written (read-only or permissions): nothing was recorded"}
 		case sqlite3.ErrIoErr:
+			if se.SystemErrno == syscall.EROFS {
+				return &serializer.Error{Code: serializer.EUNAVAILABLE, Message: "the appliance's data volume is read-only: nothing was recorded"}
+			}
 			return &serializer.Error{Code: serializer.EUNAVAILABLE, Message: "the appliance's disk reported an I/O error: nothing was recorded"}
 		case sqlite3.ErrBusy, sqlite3.ErrLocked:
 			return &serializer.Error{Code: serializer.EUNAVAILABLE, Message: "the database is busy (a backup or another process holds it); try again"}
@@ -249,11 +253,11 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
 }
 
-// Writable checks that the database takes a write now: it takes the write lock and
-// lets it go without changing anything.
+// Writable checks that the database takes a write now: it commits a change to one
+// row, which goes through the write-ahead log and its fsync like an issuance.
 func (db *DB) Writable(ctx context.Context) error {
-	return db.writeTx(ctx, "check the database takes writes", func(tx querier, _ time.Time) error {
-		_, err := tx.ExecContext(ctx, `UPDATE batches SET id = id WHERE 0`)
+	return db.writeTx(ctx, "check the database takes writes", func(tx querier, now time.Time) error {
+		_, err := tx.ExecContext(ctx, `UPDATE readiness SET checked_at = ? WHERE id = 1`, now.UnixNano())
 		return err
 	})
 }
