@@ -277,13 +277,13 @@ func TestBadConfigIsRefusedAtStart(t *testing.T) {
 	}
 }
 
-// Crash test: jigs load the appliance, which is killed with SIGKILL mid-load several
-// times and restarted. Every UCI any jig got a 200 for is in the database with its
-// batch, none twice, and the database is sound.
+// Crash test: jigs load the appliance, which is killed with SIGKILL mid-load again
+// and again and restarted. After every restart, every UCI any jig got a 200 for is in
+// the database with its batch and one label job, none twice, and the database is sound.
 func TestCrashUnderLoad(t *testing.T) {
-	rounds, jigs := 8, 32
+	rounds, jigs := 20, 64
 	if testing.Short() {
-		rounds = 2
+		rounds, jigs = 3, 16
 	}
 	data := filepath.Join(t.TempDir(), "data")
 	cfg := writeConfig(t, iotoProductConfig)
@@ -292,6 +292,7 @@ func TestCrashUnderLoad(t *testing.T) {
 
 	for round := range rounds {
 		a := startAppliance(t, data, cfg)
+		checkRegistry(t, data, acked, fmt.Sprintf("after restart %d", round))
 		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: jigs}}
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -323,6 +324,9 @@ func TestCrashUnderLoad(t *testing.T) {
 		close(stop)
 		wg.Wait()
 	}
+
+	startAppliance(t, data, cfg)
+	checkRegistry(t, data, acked, "after the last restart")
 
 	mu.Lock()
 	defer mu.Unlock()
