@@ -228,6 +228,10 @@ type Repository interface {
 	Audit(ctx context.Context, subject string, limit int) ([]AuditEntry, error)
 	// Record appends an entry to the audit trail.
 	Record(ctx context.Context, e AuditEntry) error
+	// StationTokens returns the SHA-256 (hex) of every rotated jig token, by station.
+	StationTokens(ctx context.Context) (map[string]string, error)
+	// SetStationToken records a station's new jig token by its SHA-256, audited.
+	SetStationToken(ctx context.Context, stationID, hash, actor string) error
 	// EnqueueSync queues a batch's devices for upstream targets; it returns how many
 	// devices were queued per target.
 	EnqueueSync(ctx context.Context, batchID int64, targets []string, actor, reason string) (map[string]int, error)

@@ -4,10 +4,16 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base32"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unicode"
 )
@@ -57,6 +63,10 @@ type Service struct {
 	catalog       atomic.Pointer[catalog]
 	targets       atomic.Pointer[syncTargets]
 	sync          SyncQueue
+	// tokens holds the SHA-256 of rotated jig tokens by station; they replace the
+	// configured ones. Kept in memory: the check runs on every jig request.
+	tokens  atomic.Pointer[map[string][sha256.Size]byte]
+	tokenMu sync.Mutex // serialises rotations
 }
 
 type syncTargets struct{ all, auto []string }
@@ -135,6 +145,7 @@ func (s *Service) syncQueued() {
 // NewService returns a Service over repo. queue may be nil.
 func NewService(repo Repository, queue PrintQueue) *Service {
 	s := &Service{repo: repo, queue: queue, newUCI: NewUCI, defaultSource: true}
+	s.tokens.Store(&map[string][sha256.Size]byte{})
 	s.catalog.Store(&catalog{products: map[string]Product{}, stations: map[string]Station{}})
 	return s
 }
@@ -241,11 +252,8 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 	if err != nil {
 		return Issued{}, err
 	}
-	if st.Token != "" && subtle.ConstantTimeCompare([]byte(req.Token), []byte(st.Token)) != 1 {
-		if req.Token == "" {
-			return Issued{}, Errorf(EUNAUTHORIZED, "station %q requires a token (?token= or Authorization: Bearer)", st.ID)
-		}
-		return Issued{}, Errorf(EUNAUTHORIZED, "wrong token for station %q", st.ID)
+	if err := s.checkToken(st, req.Token); err != nil {
+		return Issued{}, err
 	}
 	productID := req.ProductID
 	if productID == "" {
@@ -471,3 +479,71 @@ func (s *Service) Pregenerate(ctx context.Context, batchID int64, count int, lab
 // Record appends an entry to the audit trail, for actions outside the service's own
 // methods (refused jig tokens, configuration reloads).
 func (s *Service) Record(ctx context.Context, e AuditEntry) error { return s.repo.Record(ctx, e) }
+
+// checkToken checks the jig token presented for a station: the rotated one when a
+// supervisor rotated it, else the one from the configuration, if any.
+func (s *Service) checkToken(st Station, presented string) error {
+	ok := true
+	if rotated, has := (*s.tokens.Load())[st.ID]; has {
+		sum := sha256.Sum256([]byte(presented))
+		ok = subtle.ConstantTimeCompare(sum[:], rotated[:]) == 1
+	} else if st.Token != "" {
+		ok = subtle.ConstantTimeCompare([]byte(presented), []byte(st.Token)) == 1
+	}
+	switch {
+	case ok:
+		return nil
+	case presented == "":
+		return Errorf(EUNAUTHORIZED, "station %q requires a token (?token= or Authorization: Bearer)", st.ID)
+	default:
+		return Errorf(EUNAUTHORIZED, "wrong token for station %q", st.ID)
+	}
+}
+
+// LoadStationTokens reads the rotated jig tokens from the repository.
+func (s *Service) LoadStationTokens(ctx context.Context) error {
+	stored, err := s.repo.StationTokens(ctx)
+	if err != nil {
+		return err
+	}
+	tokens := map[string][sha256.Size]byte{}
+	for id, h := range stored {
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("stored token of station %q is damaged", id)
+		}
+		tokens[id] = [sha256.Size]byte(b)
+	}
+	s.tokens.Store(&tokens)
+	return nil
+}
+
+// RotateStationToken gives a station a new random jig token and returns it; the
+// previous one, configured or rotated, stops working at once. Only its SHA-256 is
+// stored, so the token is shown this once.
+func (s *Service) RotateStationToken(ctx context.Context, stationID, actor string) (string, error) {
+	if _, ok := s.Station(stationID); !ok {
+		return "", Errorf(EUNKNOWNSTATION, "unknown station %q", stationID)
+	}
+	var raw [20]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	token := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw[:]))
+	sum := sha256.Sum256([]byte(token))
+	s.tokenMu.Lock()
+	defer s.tokenMu.Unlock()
+	if err := s.repo.SetStationToken(ctx, stationID, hex.EncodeToString(sum[:]), actor); err != nil {
+		return "", err
+	}
+	next := maps.Clone(*s.tokens.Load())
+	next[stationID] = sum
+	s.tokens.Store(&next)
+	return token, nil
+}
+
+// TokenRotated reports whether a station's jig token was rotated from the page or API.
+func (s *Service) TokenRotated(stationID string) bool {
+	_, ok := (*s.tokens.Load())[stationID]
+	return ok
+}

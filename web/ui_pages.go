@@ -35,6 +35,9 @@ func (s *Server) pageRoutes(e *echo.Echo) {
 	e.GET("/verify", s.verifyPage, s.pageContext, op)
 	e.POST("/verify", s.verifyForm, s.pageContext, op)
 	e.POST("/jobs/:id/resolve", s.resolveForm, s.pageContext, op)
+	e.GET("/stations", s.stationsPage, s.pageContext, sup)
+	e.POST("/stations/:id/token", s.rotateTokenForm, s.pageContext, sup)
+	e.POST("/config/reload", s.reloadForm, s.pageContext, sup)
 }
 
 // pageContext marks a request as a page request (errors become pages) and loads the

@@ -118,6 +118,7 @@ func New(svc *serializer.Service, opts Options) *Server {
 	api.GET("/batches/:id/manifest", s.manifest)
 	api.GET("/stations", s.listStations)
 	api.GET("/stations/:id/jobs", s.stationJobs)
+	api.POST("/stations/:id/token", s.rotateToken, supervisor)
 	api.POST("/jobs/:id/resolve", s.resolveJob, operator)
 	api.GET("/audit", s.listAudit)
 	api.POST("/config/reload", s.reloadConfig, supervisor)

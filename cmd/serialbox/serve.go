@@ -96,6 +96,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := svc.SetCatalog(ctx, cfg.Catalog()); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	if err := svc.LoadStationTokens(ctx); err != nil {
+		return err
+	}
 	if err := startStations(&cfg, db, pool, logger); err != nil {
 		return err
 	}
