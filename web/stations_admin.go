@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -75,4 +76,19 @@ func (s *Server) reloadForm(c echo.Context) error {
 	}
 	s.setFlash(c, "The configuration was read again and is in force.")
 	return c.Redirect(http.StatusSeeOther, "/stations")
+}
+
+type auditData struct {
+	Subject string
+	Entries []serializer.AuditEntry
+}
+
+// auditPage shows the audit trail, newest first, optionally about one subject.
+func (s *Server) auditPage(c echo.Context) error {
+	subject := strings.TrimSpace(c.QueryParam("subject"))
+	entries, err := s.svc.Audit(c.Request().Context(), subject, 200)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "audit", pageData{Title: "Audit trail", Nav: "audit", Data: auditData{Subject: subject, Entries: entries}})
 }

@@ -85,3 +85,25 @@ func TestRotateStationToken(t *testing.T) {
 		t.Fatal("the token is shown again after the rotation")
 	}
 }
+
+// The audit trail is on the page for supervisors, filtered by subject.
+func TestAuditPage(t *testing.T) {
+	f := newFixture(t, web.Options{})
+	f.do(t, "POST", "/ioto/serialize", `{}`)
+	f.op(t, "POST", "/api/v1/batches/1/close", `{"reason":"shift <end>"}`)
+	supPw, _ := addOperator(t, f, "sven", serializer.RoleSupervisor)
+	s := f.visitor(t)
+	s.login("sven", supPw)
+	wantPage(t, s.get("/audit"), 200, "batch.close", "shift &lt;end&gt;", "operator.login", "batch:1")
+	p := s.get("/audit?subject=batch:1")
+	wantPage(t, p, 200, "batch.close", "batch.open")
+	if regexp.MustCompile(`operator\.login`).MatchString(p.body) {
+		t.Fatal("the filtered trail shows entries about another subject")
+	}
+	opPw, _ := addOperator(t, f, "olga", serializer.RoleOperator)
+	o := f.visitor(t)
+	o.login("olga", opPw)
+	if p := o.get("/audit"); p.status != 403 {
+		t.Fatalf("audit page for an operator: %d", p.status)
+	}
+}

@@ -36,6 +36,7 @@ func (s *Server) pageRoutes(e *echo.Echo) {
 	e.POST("/verify", s.verifyForm, s.pageContext, op)
 	e.POST("/jobs/:id/resolve", s.resolveForm, s.pageContext, op)
 	e.GET("/stations", s.stationsPage, s.pageContext, sup)
+	e.GET("/audit", s.auditPage, s.pageContext, sup)
 	e.POST("/stations/:id/token", s.rotateTokenForm, s.pageContext, sup)
 	e.POST("/config/reload", s.reloadForm, s.pageContext, sup)
 }
