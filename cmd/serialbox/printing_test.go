@@ -17,22 +17,10 @@ import (
 	"serialbox/station/stationtest"
 )
 
+// tcpPrinterConfig is iotoProductConfig with the station's printer on raw TCP at addr.
 func tcpPrinterConfig(addr string) string {
-	return fmt.Sprintf(`
-[[products]]
-id = "TESTPRODUCT01"
-name = "Serial Eval"
-model = "Eval-01"
-[[stations]]
-id = "jig1"
-product = "TESTPRODUCT01"
-auto_batch = true
-[stations.printer]
-transport = "tcp"
-address = %q
-language = "zpl"
-status_interval = "1s"
-`, addr)
+	return strings.Replace(iotoProductConfig, `transport = "file"`,
+		fmt.Sprintf("transport = \"tcp\"\naddress = %q\nlanguage = \"zpl\"\nstatus_interval = \"1s\"", addr), 1)
 }
 
 // labelsFor counts the whole labels at the printer that carry each UCI's QR code.
