@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -123,6 +124,9 @@ type Accounts struct {
 	SessionIdle time.Duration
 	// Now is the clock that lock-outs are checked against.
 	Now func() time.Time
+
+	dummyOnce sync.Once
+	dummy     []byte
 }
 
 // NewAccounts returns Accounts over repo with the default policy.
@@ -224,9 +228,16 @@ func (a *Accounts) FirstSupervisor(ctx context.Context, password string) (string
 	return password, nil
 }
 
-// dummyHash is compared against when the name is unknown, so that a wrong name takes
-// as long to refuse as a wrong password and names cannot be probed by timing.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no operator has this password"), bcrypt.DefaultCost)
+// dummyHash returns the hash compared against when the name is unknown, so that a
+// wrong name takes as long to refuse as a wrong password and names cannot be probed
+// by timing. It is made at the first unknown name, at Cost like the operators'
+// hashes, rather than at start, where it would delay every program using the package.
+func (a *Accounts) dummyHash() []byte {
+	a.dummyOnce.Do(func() {
+		a.dummy, _ = bcrypt.GenerateFromPassword([]byte("no operator has this password"), a.Cost)
+	})
+	return a.dummy
+}
 
 // errLogin is the one answer to a wrong name or a wrong password.
 func errLogin() error { return Errorf(EUNAUTHENTICATED, "wrong name or password") }
@@ -237,7 +248,7 @@ func errLogin() error { return Errorf(EUNAUTHENTICATED, "wrong name or password"
 func (a *Accounts) Login(ctx context.Context, name, password, source string) (Operator, error) {
 	o, hash, err := a.repo.OperatorCredentials(ctx, strings.TrimSpace(name))
 	if ErrorCode(err) == ENOTFOUND {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		_ = bcrypt.CompareHashAndPassword(a.dummyHash(), []byte(password))
 		return Operator{}, errLogin()
 	}
 	if err != nil {
