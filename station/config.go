@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"serialbox/serializer"
+	"serialbox/serializer/loop"
 )
 
 // Transport names accepted in PrinterConfig.Transport.
@@ -69,24 +70,8 @@ type PrinterConfig struct {
 }
 
 // Duration is a time.Duration written as a Go duration string ("10s", "1m30s") in
-// configuration files.
-type Duration time.Duration
-
-// UnmarshalText parses a duration string such as "10s".
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(strings.TrimSpace(string(b)))
-	if err != nil {
-		return fmt.Errorf("not a duration (use e.g. \"10s\" or \"1m\"): %q", b)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes the duration as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// String returns the duration as a Go duration string.
-func (d Duration) String() string { return time.Duration(d).String() }
+// configuration files; it is the one duration type of every configuration section.
+type Duration = loop.Duration
 
 // Defaults fills in every unset field: file transport into the "labels" folder, port
 // 9100, 9600 baud 8N1 with RTS/CTS, ZPL at 203 dpi, status every 10 s.

@@ -1,6 +1,7 @@
 package station
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 // Pool holds the running station workers and passes queue wake-ups to them.
 type Pool struct {
+	swap    sync.Mutex // serialises Replace and Remove
 	mu      sync.RWMutex
 	workers map[string]*Worker
 }
@@ -55,29 +57,40 @@ func (p *Pool) Queued(stationID string) {
 	}
 }
 
-// Replace puts w in the pool and stops the worker it replaces, if any, after w took
-// over: a configuration reload uses it to swap one station's printer.
-func (p *Pool) Replace(w *Worker) error {
-	p.mu.Lock()
-	old := p.workers[w.StationID()]
-	p.workers[w.StationID()] = w
-	p.mu.Unlock()
-	if old == nil || old == w {
-		return nil
+// Replace swaps the station's worker for w, which is not started yet: the worker it
+// replaces, if any, finishes the label it is sending and stops (see Worker.Stop);
+// only then does w start, so a label in flight is never cut off and the printer never
+// has two senders. When ctx ends first the old worker's send is cut off. A
+// configuration reload uses it to swap one station's printer.
+func (p *Pool) Replace(ctx context.Context, w *Worker) error {
+	p.swap.Lock()
+	defer p.swap.Unlock()
+	old, _ := p.Worker(w.StationID())
+	var err error
+	if old != nil && old != w {
+		err = old.Stop(ctx)
 	}
-	return old.Close()
+	p.Add(w)
+	w.Start()
+	return err
 }
 
-// Remove stops and drops the station's worker.
-func (p *Pool) Remove(stationID string) error {
-	p.mu.Lock()
-	old := p.workers[stationID]
-	delete(p.workers, stationID)
-	p.mu.Unlock()
+// Remove stops and drops the station's worker, letting the label it is sending
+// finish as Replace does.
+func (p *Pool) Remove(ctx context.Context, stationID string) error {
+	p.swap.Lock()
+	defer p.swap.Unlock()
+	old, _ := p.Worker(stationID)
 	if old == nil {
 		return nil
 	}
-	return old.Close()
+	err := old.Stop(ctx)
+	p.mu.Lock()
+	if p.workers[stationID] == old {
+		delete(p.workers, stationID)
+	}
+	p.mu.Unlock()
+	return err
 }
 
 // Close stops every worker at once and waits for all of them.

@@ -13,12 +13,13 @@ import (
 
 // memQueue is an in-memory Queue that records every state change.
 type memQueue struct {
-	mu      sync.Mutex
-	jobs    []serializer.PrintJob // in id order
-	changes []change
-	changed chan struct{}
-	// UpdateJobFn, when set, may fail an update before it is applied.
-	UpdateJobFn func(id int64, state serializer.JobState) error
+	mu        sync.Mutex
+	jobs      []serializer.PrintJob // in id order
+	changes   []change
+	conflicts []change // moves refused because the job was in another state
+	changed   chan struct{}
+	// MoveJobFn, when set, may fail an update before it is applied.
+	MoveJobFn func(id int64, state serializer.JobState) error
 	// NextJobFn, when set, may fail a read.
 	NextJobFn func() error
 }
@@ -70,9 +71,9 @@ func (q *memQueue) NextJob(ctx context.Context, stationID string) (serializer.Pr
 	return serializer.PrintJob{}, false, nil
 }
 
-func (q *memQueue) UpdateJob(ctx context.Context, id int64, state serializer.JobState, lastErr string) error {
-	if q.UpdateJobFn != nil {
-		if err := q.UpdateJobFn(id, state); err != nil {
+func (q *memQueue) MoveJob(ctx context.Context, id int64, from, state serializer.JobState, lastErr string) error {
+	if q.MoveJobFn != nil {
+		if err := q.MoveJobFn(id, state); err != nil {
 			return err
 		}
 	}
@@ -82,6 +83,10 @@ func (q *memQueue) UpdateJob(ctx context.Context, id int64, state serializer.Job
 		return fmt.Errorf("no job %d", id)
 	}
 	j := &q.jobs[id-1]
+	if j.State != from {
+		q.conflicts = append(q.conflicts, change{id, state, lastErr})
+		return serializer.Errorf(serializer.ECONFLICT, "label job %d is %s, not %s", id, j.State, from)
+	}
 	if state == serializer.JobSending {
 		j.Attempts++
 	}
@@ -90,6 +95,13 @@ func (q *memQueue) UpdateJob(ctx context.Context, id int64, state serializer.Job
 	close(q.changed)
 	q.changed = make(chan struct{})
 	return nil
+}
+
+// set puts a job in a state from outside the worker, as an operator or a void does.
+func (q *memQueue) set(id int64, state serializer.JobState) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.jobs[id-1].State = state
 }
 
 // job returns a copy of job id.

@@ -5,38 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"serialbox/serializer"
+	"serialbox/serializer/loop"
 )
 
 // Queue is the durable label-job queue as the station worker sees it.
 type Queue interface {
 	// NextJob returns the station's oldest job in state queued or sending (ok=false when none).
 	NextJob(ctx context.Context, stationID string) (job serializer.PrintJob, ok bool, err error)
-	// UpdateJob moves a job to state; attempts grows by one when moving to sending; lastErr is recorded ("" clears).
-	UpdateJob(ctx context.Context, id int64, state serializer.JobState, lastErr string) error
+	// MoveJob moves a job from state from to state to; attempts grows by one when
+	// moving to sending; lastErr is recorded ("" clears). A job no longer in state
+	// from is left as it is and an ECONFLICT error says what it is instead.
+	MoveJob(ctx context.Context, id int64, from, to serializer.JobState, lastErr string) error
 }
 
 // Renderer turns a job into printer bytes (the daemon wires label rendering here).
 type Renderer func(ctx context.Context, job serializer.PrintJob) (Job, error)
-
-// Clock is the worker's source of time; tests may replace it.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-// realClock is the wall clock.
-type realClock struct{}
-
-// Now returns the current time.
-func (realClock) Now() time.Time { return time.Now() }
-
-// After waits for d on a timer.
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Worker timing defaults.
 const (
@@ -52,11 +40,7 @@ const (
 // DefaultBackoff is the wait after the given number of failures in a row: doubling
 // from 500 ms up to 30 s, each wait drawn between half and all of that.
 func DefaultBackoff(failures int) time.Duration {
-	d := BackoffMax
-	if failures < 16 {
-		d = min(BackoffMin<<max(failures-1, 0), BackoffMax)
-	}
-	return d/2 + rand.N(d/2+1)
+	return loop.Backoff{Min: BackoffMin, Max: BackoffMax}.Wait(failures)
 }
 
 // WorkerStats are a worker's counters since it started, for the API and metrics.
@@ -64,6 +48,7 @@ type WorkerStats struct {
 	Printed       uint64    `json:"printed"`                // jobs the printer took whole
 	Failed        uint64    `json:"failed"`                 // jobs given up (render errors)
 	Uncertain     uint64    `json:"uncertain"`              // jobs whose delivery broke off
+	Conflicts     uint64    `json:"conflicts"`              // outcomes not recorded: the job had changed meanwhile
 	Retries       uint64    `json:"retries"`                // sends put back because the printer was unreachable
 	Sending       bool      `json:"sending"`                // a job is on its way now
 	RetryAt       time.Time `json:"retry_at,omitzero"`      // next attempt while the printer is unreachable
@@ -79,7 +64,7 @@ type WorkerOption func(*Worker)
 func WithLogger(l *slog.Logger) WorkerOption { return func(w *Worker) { w.log = l } }
 
 // WithClock sets the worker's source of time.
-func WithClock(c Clock) WorkerOption { return func(w *Worker) { w.clock = c } }
+func WithClock(c loop.Clock) WorkerOption { return func(w *Worker) { w.clock = c } }
 
 // WithBackoff sets the wait after a number of failures in a row.
 func WithBackoff(f func(failures int) time.Duration) WorkerOption {
@@ -100,18 +85,16 @@ func WithStatusInterval(d time.Duration) WorkerOption {
 type Worker struct {
 	station     string
 	queue       Queue
-	render      Renderer
+	render      atomic.Pointer[Renderer] // replaced in place when labels change
 	transport   Transport
 	log         *slog.Logger
-	clock       Clock
+	clock       loop.Clock
 	backoff     func(int) time.Duration
 	pollEvery   time.Duration
 	statusEvery time.Duration
 
-	wake    chan struct{}
-	started sync.Once
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wake   loop.Waker
+	runner loop.Runner
 
 	mu     sync.Mutex // guards status and stats
 	status Status
@@ -122,15 +105,14 @@ type Worker struct {
 	retryAt    time.Time // no send before this
 	nextStatus time.Time // next status poll
 	pending    *jobUpdate
-	lastLog    time.Time
-	suppressed int
+	failLog    loop.FailureLog
 }
 
 // jobUpdate is an outcome not yet recorded in the queue.
 type jobUpdate struct {
-	id      int64
-	state   serializer.JobState
-	lastErr string
+	id       int64
+	from, to serializer.JobState
+	lastErr  string
 }
 
 // NewWorker returns the worker for a station; Start runs it. The worker owns the
@@ -139,15 +121,15 @@ func NewWorker(stationID string, q Queue, render Renderer, t Transport, opts ...
 	w := &Worker{
 		station:     stationID,
 		queue:       q,
-		render:      render,
 		transport:   t,
-		clock:       realClock{},
+		clock:       loop.Wall,
 		backoff:     DefaultBackoff,
 		pollEvery:   DefaultPollInterval,
 		statusEvery: DefaultStatusInterval,
-		wake:        make(chan struct{}, 1),
+		wake:        loop.NewWaker(),
 		status:      Status{State: StateUnknown, Message: msgNotChecked},
 	}
+	w.render.Store(&render)
 	for _, opt := range opts {
 		opt(w)
 	}
@@ -155,6 +137,7 @@ func NewWorker(stationID string, q Queue, render Renderer, t Transport, opts ...
 		w.log = slog.New(slog.DiscardHandler)
 	}
 	w.log = w.log.With("station", stationID)
+	w.failLog = loop.FailureLog{Log: w.log, Every: errorLogEvery}
 	if w.pollEvery <= 0 {
 		w.pollEvery = DefaultPollInterval
 	}
@@ -164,33 +147,29 @@ func NewWorker(stationID string, q Queue, render Renderer, t Transport, opts ...
 // StationID returns the station the worker prints for.
 func (w *Worker) StationID() string { return w.station }
 
-// Start runs the worker in the background until Close.
-func (w *Worker) Start() {
-	w.started.Do(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		w.cancel = cancel
-		w.wg.Add(1)
-		go w.run(ctx)
-	})
-}
+// Start runs the worker in the background until Stop or Close.
+func (w *Worker) Start() { w.runner.Start(w.run) }
 
 // Wake tells the worker that jobs were queued. It never blocks.
-func (w *Worker) Wake() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
+func (w *Worker) Wake() { w.wake.Wake() }
+
+// SetRenderer makes the worker render the jobs it takes from now on with r, as
+// when a product's label template changed. The job being sent is not touched.
+func (w *Worker) SetRenderer(r Renderer) { w.render.Store(&r) }
 
 // Close stops the worker, waits for it, and closes the transport. A job being sent
 // is cut off and recorded as the transport reports it.
 func (w *Worker) Close() error {
-	w.started.Do(func() {}) // a worker never started stays stopped
-	if w.cancel != nil {
-		w.cancel()
-	}
-	w.wg.Wait()
+	w.runner.Close()
 	return w.transport.Close()
+}
+
+// Stop lets the job being sent reach the printer and its outcome be recorded, then
+// stops the worker and closes the transport; no further job is taken. When ctx ends
+// first the send is cut off as by Close and Stop returns ctx's error.
+func (w *Worker) Stop(ctx context.Context) error {
+	err := w.runner.Stop(ctx)
+	return errors.Join(err, w.transport.Close())
 }
 
 // Status returns the printer's latest status.
@@ -207,25 +186,10 @@ func (w *Worker) Stats() WorkerStats {
 	return w.stats
 }
 
-func (w *Worker) run(ctx context.Context) {
-	defer w.wg.Done()
+func (w *Worker) run(ctx context.Context, stop <-chan struct{}) {
 	w.log.Info("print worker started")
 	defer w.log.Info("print worker stopped")
-	for {
-		wait := w.step(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if wait <= 0 {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.wake:
-		case <-w.clock.After(wait):
-		}
-	}
+	loop.Loop{Clock: w.clock, Wake: w.wake, Step: w.step}.Run(ctx, stop)
 }
 
 // step does the next piece of work and returns how long to wait before the next
@@ -279,7 +243,7 @@ func (w *Worker) process(ctx context.Context, job serializer.PrintJob) time.Dura
 		// An earlier run stopped between handing the job to the printer and hearing
 		// the outcome: the label may or may not have come out.
 		log.Warn("label job was interrupted during delivery; marked uncertain")
-		w.finish(ctx, job.ID, serializer.JobUncertain,
+		w.finish(ctx, job.ID, serializer.JobSending, serializer.JobUncertain,
 			"delivery was interrupted (the appliance stopped while sending): check the printer and reprint if the label is missing")
 		return 0
 	case serializer.JobQueued:
@@ -287,20 +251,25 @@ func (w *Worker) process(ctx context.Context, job serializer.PrintJob) time.Dura
 		return w.trouble("print queue returned a job that is not queued", fmt.Errorf("job %d is %s", job.ID, job.State))
 	}
 
-	pj, err := w.render(ctx, job)
+	pj, err := (*w.render.Load())(ctx, job)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0 // shutting down: the job stays queued
 		}
 		log.Error("label job cannot be rendered; marked failed", "err", err)
-		w.finish(ctx, job.ID, serializer.JobFailed, "rendering the label failed: "+err.Error())
+		w.finish(ctx, job.ID, serializer.JobQueued, serializer.JobFailed, "rendering the label failed: "+err.Error())
 		return 0
 	}
 	if pj.ID == 0 {
 		pj.ID = job.ID
 	}
-	if err := w.queue.UpdateJob(ctx, job.ID, serializer.JobSending, ""); err != nil {
+	if err := w.queue.MoveJob(ctx, job.ID, serializer.JobQueued, serializer.JobSending, ""); err != nil {
 		if ctx.Err() != nil {
+			return 0
+		}
+		if serializer.ErrorCode(err) == serializer.ECONFLICT {
+			// Cancelled (voided) or taken by another worker since it was read: not ours to send.
+			w.conflict(job.ID, serializer.JobSending, err)
 			return 0
 		}
 		return w.trouble("marking a label job as sending failed", err)
@@ -316,13 +285,14 @@ func (w *Worker) process(ctx context.Context, job serializer.PrintJob) time.Dura
 		if w.failures > 0 {
 			log.Info("printer reachable again", "failed_attempts", w.failures)
 		}
-		w.failures, w.retryAt, w.lastLog, w.suppressed = 0, time.Time{}, time.Time{}, 0
+		w.failures, w.retryAt = 0, time.Time{}
+		w.failLog.Reset()
 		log.Debug("label printed", "bytes", len(pj.Data), "took", w.clock.Now().Sub(start))
 		w.setDelivered()
-		w.finish(ctx, job.ID, serializer.JobPrinted, "")
+		w.finish(ctx, job.ID, serializer.JobSending, serializer.JobPrinted, "")
 	case errors.Is(err, ErrUnreachable) && ctx.Err() != nil:
 		// Stopped before a byte went out: the job simply waits for the next run.
-		w.finish(ctx, job.ID, serializer.JobQueued, "")
+		w.finish(ctx, job.ID, serializer.JobSending, serializer.JobQueued, "")
 	case errors.Is(err, ErrUnreachable):
 		w.failures++
 		wait := w.backoff(w.failures)
@@ -332,22 +302,22 @@ func (w *Worker) process(ctx context.Context, job serializer.PrintJob) time.Dura
 		w.stats.Retries++
 		w.stats.RetryAt = w.retryAt
 		w.mu.Unlock()
-		w.finish(ctx, job.ID, serializer.JobQueued, err.Error())
+		w.finish(ctx, job.ID, serializer.JobSending, serializer.JobQueued, err.Error())
 		w.setOffline(err)
 		return 0
 	default:
 		// ErrUncertain, or any failure a transport did not classify: some bytes may
 		// have reached the printer, so resending could print the label twice.
 		log.Warn("label delivery broke off; marked uncertain for the operator", "err", err)
-		w.finish(ctx, job.ID, serializer.JobUncertain,
+		w.finish(ctx, job.ID, serializer.JobSending, serializer.JobUncertain,
 			err.Error()+": check the printer and reprint if the label is missing or damaged")
 	}
 	return 0
 }
 
-// finish records a job's outcome and counts it. When the queue cannot take it the
-// outcome is kept and recorded before anything else is done.
-func (w *Worker) finish(ctx context.Context, id int64, state serializer.JobState, lastErr string) {
+// finish records a job's move from state from to state and counts it. When the
+// queue cannot take it the outcome is kept and recorded before anything else is done.
+func (w *Worker) finish(ctx context.Context, id int64, from, state serializer.JobState, lastErr string) {
 	w.mu.Lock()
 	now := w.clock.Now()
 	switch state {
@@ -366,23 +336,40 @@ func (w *Worker) finish(ctx context.Context, id int64, state serializer.JobState
 		w.stats.LastError, w.stats.LastErrorAt = lastErr, now
 	}
 	w.mu.Unlock()
-	w.pending = &jobUpdate{id: id, state: state, lastErr: lastErr}
+	w.pending = &jobUpdate{id: id, from: from, to: state, lastErr: lastErr}
 	if err := w.flush(ctx); err != nil {
 		w.trouble("recording a label job's outcome failed", err)
 	}
 }
 
 // flush writes the pending outcome. It outlives a cancelled ctx for a few seconds
-// so that shutting down does not lose what just happened.
+// so that shutting down does not lose what just happened. An outcome the job has
+// moved on from meanwhile is reported and dropped, never written over the job.
 func (w *Worker) flush(ctx context.Context) error {
 	u := w.pending
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), updateTimeout)
 	defer cancel()
-	if err := w.queue.UpdateJob(uctx, u.id, u.state, u.lastErr); err != nil {
+	err := w.queue.MoveJob(uctx, u.id, u.from, u.to, u.lastErr)
+	if serializer.ErrorCode(err) == serializer.ECONFLICT {
+		w.conflict(u.id, u.to, err)
+		err = nil
+	}
+	if err != nil {
 		return err
 	}
 	w.pending = nil
 	return nil
+}
+
+// conflict reports a state change the queue refused because the job was no longer
+// in the state this worker left it in.
+func (w *Worker) conflict(id int64, to serializer.JobState, err error) {
+	msg := fmt.Sprintf("label job %d not marked %s: %s", id, to, serializer.ErrorMessage(err))
+	w.log.Warn("label job changed meanwhile; this outcome is not recorded", "job", id, "outcome", to, "err", err)
+	w.mu.Lock()
+	w.stats.Conflicts++
+	w.stats.LastError, w.stats.LastErrorAt = msg, w.clock.Now()
+	w.mu.Unlock()
 }
 
 // trouble logs a failure (rate-limited), records it and returns the backoff wait.
@@ -399,17 +386,7 @@ func (w *Worker) trouble(msg string, err error) time.Duration {
 
 // logFailure logs at most once per errorLogEvery while failures repeat.
 func (w *Worker) logFailure(msg string, attrs ...any) {
-	now := w.clock.Now()
-	if !w.lastLog.IsZero() && now.Sub(w.lastLog) < errorLogEvery {
-		w.suppressed++
-		return
-	}
-	if w.suppressed > 0 {
-		attrs = append(attrs, "repeats_not_logged", w.suppressed)
-	}
-	attrs = append(attrs, "failures_in_a_row", w.failures)
-	w.log.Error(msg, attrs...)
-	w.lastLog, w.suppressed = now, 0
+	w.failLog.Error(w.clock.Now(), w.failures, msg, attrs...)
 }
 
 // pollStatus asks the printer for its status; it runs only between jobs. It reports

@@ -219,7 +219,7 @@ func TestWorkerKeepsOutcomeWhenStoreFails(t *testing.T) {
 	q := newQueue()
 	q.add(stationID, 2)
 	var fails atomic.Int32
-	q.UpdateJobFn = func(id int64, state serializer.JobState) error {
+	q.MoveJobFn = func(id int64, state serializer.JobState) error {
 		if state == serializer.JobPrinted && id == 1 && fails.Add(1) <= 3 {
 			return errors.New("database is locked")
 		}

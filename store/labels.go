@@ -166,7 +166,7 @@ func (db *DB) ResolveJob(ctx context.Context, id int64, action serializer.JobAct
 		default:
 			return serializer.Errorf(serializer.EINVALID, "action %q: must be resend, printed or cancel", action)
 		}
-		if err := setJobState(ctx, tx, now, id, next, j.LastError); err != nil {
+		if err := setJobState(ctx, tx, now, id, j.State, next, j.LastError); err != nil {
 			return err
 		}
 		was := j.State

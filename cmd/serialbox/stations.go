@@ -144,25 +144,42 @@ func startStations(cfg *Config, db *store.DB, pool *station.Pool, logger *slog.L
 
 // startStation starts the print worker of one station.
 func startStation(cfg *Config, l *labels, st StationConfig, db *store.DB, logger *slog.Logger) (*station.Worker, error) {
+	w, err := newStationWorker(cfg, l, st, db, logger, true)
+	if err != nil {
+		return nil, err
+	}
+	w.Start()
+	return w, nil
+}
+
+// newStationWorker returns the print worker of one station, not started. With probe
+// the printer is looked for first, and a printer not found is logged; without, the
+// transport reaches for the printer at the first label only, as a reload needs while
+// the worker it replaces still holds the printer.
+func newStationWorker(cfg *Config, l *labels, st StationConfig, db *store.DB, logger *slog.Logger, probe bool) (*station.Worker, error) {
 	pc := st.Printer
 	if pc.Transport == station.TransportFile {
 		pc.Dir = cfg.dataPath(pc.Dir)
 	}
 	log := logger.With("component", "station")
-	t, err := station.Open(pc)
+	var t station.Transport
+	err := station.ErrUnreachable
+	if probe {
+		t, err = station.Open(pc)
+	}
 	if err != nil {
 		if !errors.Is(err, station.ErrUnreachable) {
 			return nil, fmt.Errorf("station %q: %w", st.ID, err)
 		}
-		log.Error("printer not found; labels wait in the queue until it is", "station", st.ID, "transport", pc.Transport, "err", err)
+		if probe {
+			log.Error("printer not found; labels wait in the queue until it is", "station", st.ID, "transport", pc.Transport, "err", err)
+		}
 		if t, err = station.New(pc); err != nil {
 			return nil, fmt.Errorf("station %q: %w", st.ID, err)
 		}
 	}
-	w := station.NewWorker(st.ID, db, l.renderer(db, st), t,
-		station.WithLogger(log), station.WithStatusInterval(time.Duration(pc.StatusInterval)))
-	w.Start()
-	return w, nil
+	return station.NewWorker(st.ID, db, l.renderer(db, st), t,
+		station.WithLogger(log), station.WithStatusInterval(time.Duration(pc.StatusInterval))), nil
 }
 
 // printerViews shows the station workers' printer state to the web package.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"serialbox/serializer"
+	"serialbox/serializer/loop"
 )
 
 // Target kinds accepted in TargetConfig.Kind.
@@ -57,25 +58,9 @@ type TargetConfig struct {
 	Cloud      string   `toml:"cloud" json:"cloud,omitempty"`           // ioto: cloud of pre-claimed devices
 }
 
-// Duration is a time.Duration written as a Go duration string ("30s", "2m") in
-// configuration files.
-type Duration time.Duration
-
-// UnmarshalText parses a duration string such as "30s".
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(strings.TrimSpace(string(b)))
-	if err != nil {
-		return fmt.Errorf("not a duration (use e.g. \"30s\" or \"1m\"): %q", b)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes the duration as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// String returns the duration as a Go duration string.
-func (d Duration) String() string { return time.Duration(d).String() }
+// Duration is a time.Duration written as a Go duration string ("30s", "1m30s") in
+// configuration files; it is the one duration type of every configuration section.
+type Duration = loop.Duration
 
 // Defaults fills in the unset fields: chunks of 100, a 30 s timeout, CSV files.
 func (c *TargetConfig) Defaults() {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"serialbox/serializer"
+	"serialbox/serializer/loop"
 )
 
 // Syncer timing defaults.
@@ -25,23 +25,8 @@ const (
 // DefaultBackoff is the wait after the given number of failures in a row: doubling
 // from 1 s up to 10 min, each wait drawn between half and all of that.
 func DefaultBackoff(failures int) time.Duration {
-	d := BackoffMax
-	if failures < 20 {
-		d = min(BackoffMin<<max(failures-1, 0), BackoffMax)
-	}
-	return d/2 + rand.N(d/2+1)
+	return loop.Backoff{Min: BackoffMin, Max: BackoffMax}.Wait(failures)
 }
-
-// Clock is the syncer's source of time; tests may replace it.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // TargetStats are one target's counters since the syncer started, for the API and metrics.
 type TargetStats struct {
@@ -68,7 +53,7 @@ type Option func(*Syncer)
 func WithLogger(l *slog.Logger) Option { return func(s *Syncer) { s.log = l } }
 
 // WithClock sets the syncer's source of time.
-func WithClock(c Clock) Option { return func(s *Syncer) { s.clock = c } }
+func WithClock(c loop.Clock) Option { return func(s *Syncer) { s.clock = c } }
 
 // WithBackoff sets the wait after a number of failures in a row.
 func WithBackoff(f func(failures int) time.Duration) Option {
@@ -89,38 +74,35 @@ func WithChunkSize(n int) Option { return func(s *Syncer) { s.chunkSize = n } }
 // independent: one being down does not hold up the others.
 type Syncer struct {
 	outbox      Outbox
-	loops       []*loop
+	loops       []*targetLoop
 	log         *slog.Logger
-	clock       Clock
+	clock       loop.Clock
 	backoff     func(int) time.Duration
 	pollEvery   time.Duration
 	pushTimeout time.Duration
 	chunkSize   int
 
-	started sync.Once
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	runner loop.Runner
 }
 
-// loop is the work of one target.
-type loop struct {
+// targetLoop is the work of one target.
+type targetLoop struct {
 	s      *Syncer
 	target Target
 	name   string
 	size   int
 	log    *slog.Logger
-	wake   chan struct{}
+	wake   loop.Waker
 
 	mu    sync.Mutex // guards stats
 	stats TargetStats
 
 	// Owned by the loop goroutine.
-	failures   int         // failed attempts in a row (target or outbox)
-	retryAt    time.Time   // backoff: no push before this unless woken
-	notBefore  time.Time   // the upstream's Retry-After: no push before this
-	pending    *settlement // results pushed but not yet recorded
-	lastLog    time.Time
-	suppressed int
+	failures  int         // failed attempts in a row (target or outbox)
+	retryAt   time.Time   // backoff: no push before this unless woken
+	notBefore time.Time   // the upstream's Retry-After: no push before this
+	pending   *settlement // results pushed but not yet recorded
+	failLog   loop.FailureLog
 }
 
 // settlement is a chunk's results not yet recorded in the outbox.
@@ -133,7 +115,7 @@ type settlement struct {
 func NewSyncer(outbox Outbox, targets []Target, opts ...Option) *Syncer {
 	s := &Syncer{
 		outbox:      outbox,
-		clock:       realClock{},
+		clock:       loop.Wall,
 		backoff:     DefaultBackoff,
 		pollEvery:   DefaultPollInterval,
 		pushTimeout: DefaultPushTimeout,
@@ -159,14 +141,16 @@ func NewSyncer(outbox Outbox, targets []Target, opts ...Option) *Syncer {
 		if cs, ok := t.(ChunkSizer); ok && cs.ChunkSize() > 0 {
 			size = min(cs.ChunkSize(), MaxChunkSize)
 		}
-		s.loops = append(s.loops, &loop{
-			s:      s,
-			target: t,
-			name:   t.Name(),
-			size:   size,
-			log:    s.log.With("target", t.Name()),
-			wake:   make(chan struct{}, 1),
-			stats:  TargetStats{Target: t.Name()},
+		log := s.log.With("target", t.Name())
+		s.loops = append(s.loops, &targetLoop{
+			s:       s,
+			target:  t,
+			name:    t.Name(),
+			size:    size,
+			log:     log,
+			wake:    loop.NewWaker(),
+			stats:   TargetStats{Target: t.Name()},
+			failLog: loop.FailureLog{Log: log, Every: errorLogEvery},
 		})
 	}
 	return s
@@ -174,14 +158,11 @@ func NewSyncer(outbox Outbox, targets []Target, opts ...Option) *Syncer {
 
 // Start runs one loop per target in the background until Close.
 func (s *Syncer) Start() {
-	s.started.Do(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		s.cancel = cancel
-		for _, l := range s.loops {
-			s.wg.Add(1)
-			go l.run(ctx)
-		}
-	})
+	runs := make([]func(context.Context, <-chan struct{}), len(s.loops))
+	for i, l := range s.loops {
+		runs[i] = l.run
+	}
+	s.runner.Start(runs...)
 }
 
 // Wake tells the syncer that devices were queued: every target looks into the outbox
@@ -189,22 +170,13 @@ func (s *Syncer) Start() {
 // asked for a later time. It never blocks.
 func (s *Syncer) Wake() {
 	for _, l := range s.loops {
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
+		l.wake.Wake()
 	}
 }
 
 // Close stops the syncer and waits for its loops. A push under way is cut off; its
 // chunk stays in the outbox and goes again under the same key after the next Start.
-func (s *Syncer) Close() {
-	s.started.Do(func() {}) // a syncer never started stays stopped
-	if s.cancel != nil {
-		s.cancel()
-	}
-	s.wg.Wait()
-}
+func (s *Syncer) Close() { s.runner.Close() }
 
 // Stats returns a snapshot of every target's counters, in the order of the targets.
 func (s *Syncer) Stats() []TargetStats {
@@ -219,31 +191,20 @@ func (s *Syncer) Stats() []TargetStats {
 
 var _ serializer.SyncQueue = (*Syncer)(nil)
 
-func (l *loop) run(ctx context.Context) {
-	defer l.s.wg.Done()
+func (l *targetLoop) run(ctx context.Context, stop <-chan struct{}) {
 	l.log.Info("upstream sync started", "chunk_size", l.size)
 	defer l.log.Info("upstream sync stopped")
-	for {
-		wait := l.step(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if wait <= 0 {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-l.wake:
-			l.retryAt = time.Time{}
-		case <-l.s.clock.After(wait):
-		}
-	}
+	loop.Loop{
+		Clock: l.s.clock,
+		Wake:  l.wake,
+		Woken: func() { l.retryAt = time.Time{} }, // told of new work: try again now
+		Step:  l.step,
+	}.Run(ctx, stop)
 }
 
 // step does the next piece of work and returns how long to wait before the next one;
 // zero means at once.
-func (l *loop) step(ctx context.Context) time.Duration {
+func (l *targetLoop) step(ctx context.Context) time.Duration {
 	if l.pending != nil {
 		if err := l.flush(ctx); err != nil {
 			return l.trouble("recording upstream results in the outbox failed", err)
@@ -275,7 +236,7 @@ func (l *loop) step(ctx context.Context) time.Duration {
 }
 
 // push sends one chunk and records the outcome.
-func (l *loop) push(ctx context.Context, c Chunk) time.Duration {
+func (l *targetLoop) push(ctx context.Context, c Chunk) time.Duration {
 	l.setPushing(true)
 	pctx, cancel := context.WithTimeout(ctx, l.s.pushTimeout)
 	results, err := l.target.Push(pctx, c)
@@ -338,7 +299,7 @@ func (l *loop) push(ctx context.Context, c Chunk) time.Duration {
 
 // flush records the pending results. It outlives a cancelled ctx for a few seconds so
 // that stopping does not lose what the upstream just answered.
-func (l *loop) flush(ctx context.Context) error {
+func (l *targetLoop) flush(ctx context.Context) error {
 	p := l.pending
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
@@ -391,18 +352,19 @@ func matchChunk(c Chunk, results []Result) []Result {
 }
 
 // healthy clears the failure state after the target or outbox answered.
-func (l *loop) healthy() {
+func (l *targetLoop) healthy() {
 	if l.failures > 0 {
 		l.log.Info("upstream sync working again", "failed_attempts", l.failures)
 	}
-	l.failures, l.retryAt, l.notBefore, l.lastLog, l.suppressed = 0, time.Time{}, time.Time{}, time.Time{}, 0
+	l.failures, l.retryAt, l.notBefore = 0, time.Time{}, time.Time{}
+	l.failLog.Reset()
 	l.mu.Lock()
 	l.stats.Failures, l.stats.NextTry = 0, time.Time{}
 	l.mu.Unlock()
 }
 
 // trouble logs a failure (rate-limited), records it and returns the backoff wait.
-func (l *loop) trouble(msg string, err error) time.Duration {
+func (l *targetLoop) trouble(msg string, err error) time.Duration {
 	l.failures++
 	wait := l.s.backoff(l.failures)
 	now := l.s.clock.Now()
@@ -417,21 +379,11 @@ func (l *loop) trouble(msg string, err error) time.Duration {
 }
 
 // logFailure logs at most once per errorLogEvery while failures repeat.
-func (l *loop) logFailure(msg string, attrs ...any) {
-	now := l.s.clock.Now()
-	if !l.lastLog.IsZero() && now.Sub(l.lastLog) < errorLogEvery {
-		l.suppressed++
-		return
-	}
-	if l.suppressed > 0 {
-		attrs = append(attrs, "repeats_not_logged", l.suppressed)
-	}
-	attrs = append(attrs, "failures_in_a_row", l.failures)
-	l.log.Error(msg, attrs...)
-	l.lastLog, l.suppressed = now, 0
+func (l *targetLoop) logFailure(msg string, attrs ...any) {
+	l.failLog.Error(l.s.clock.Now(), l.failures, msg, attrs...)
 }
 
-func (l *loop) setPushing(v bool) {
+func (l *targetLoop) setPushing(v bool) {
 	l.mu.Lock()
 	l.stats.Pushing = v
 	l.mu.Unlock()
