@@ -94,7 +94,9 @@ func TestReloadLetsTheLabelInFlightFinish(t *testing.T) {
 			t.Fatal(err)
 		}
 		postJSON(t, a, "/api/v1/config/reload", `{}`)
-		var audit struct{ Audit []struct{ Action, Detail string } }
+		var audit struct {
+			Audit []struct{ Action, Detail string }
+		}
 		getJSON(t, a.url("/api/v1/audit?subject=config"), &audit)
 		if len(audit.Audit) == 0 || !strings.Contains(audit.Audit[0].Detail, detail) {
 			t.Fatalf("reload audited as %+v, want %q", audit.Audit, detail)
