@@ -209,7 +209,8 @@ type Repository interface {
 	Batch(ctx context.Context, id int64) (Batch, error)
 	Batches(ctx context.Context, f BatchFilter) ([]Batch, error)
 	OpenBatch(ctx context.Context, b Batch, actor string) (Batch, error)
-	// CloseBatch closes a batch and queues it for the autoSync targets in the same transaction.
+	// CloseBatch closes a batch and, in the same transaction, requests it for the
+	// autoSync targets; the devices follow into the outbox in short transactions.
 	CloseBatch(ctx context.Context, id int64, actor, reason string, autoSync []string) (Batch, error)
 	PrintJobs(ctx context.Context, uci UCI) ([]PrintJob, error)
 	// Reprint queues an audited extra label for a device.
@@ -266,6 +267,9 @@ type TargetSync struct {
 	Errors      int        `json:"errors"`
 	Attempts    int        `json:"attempts"`             // failed tries of the chunk now waiting
 	LastError   string     `json:"last_error,omitempty"` // why the chunk now waiting failed
+	// Queueing counts the devices of the request not yet put into the outbox: a
+	// batch's devices follow its request in short transactions.
+	Queueing int `json:"queueing"`
 }
 
 // SyncFailure is a device an upstream target refused, with its reason.

@@ -40,11 +40,18 @@ type OpenBatchRequest struct {
 	Planned   int    `json:"planned"` // 0 = no limit
 }
 
-// Catalog is the configured set of products and stations.
+// Catalog is the configured set of products and stations, with the limits that
+// come with the configuration.
 type Catalog struct {
 	Products []Product
 	Stations []Station
+	// PregenMax is the most UCIs one pre-generation may ask for; 0 = DefaultPregenMax.
+	PregenMax int
 }
+
+// DefaultPregenMax is the most UCIs one pre-generation may ask for unless the
+// configuration says otherwise (pregen_max).
+const DefaultPregenMax = 1_000_000
 
 type catalog struct {
 	Catalog
@@ -459,8 +466,17 @@ func (s *Service) Audit(ctx context.Context, subject string, limit int) ([]Audit
 
 // Pregenerate issues count new UCIs into an open batch for pre-printed label runs and
 // unique-firmware builds. The database keeps them unique; labels are queued for the
-// batch's station or recorded as printed outside the appliance.
+// batch's station or recorded as printed outside the appliance. A count over the
+// configured maximum is refused. On error the returned count says how many UCIs were
+// issued before it.
 func (s *Service) Pregenerate(ctx context.Context, batchID int64, count int, labels PregenLabels, actor string) (int, error) {
+	limit := s.catalog.Load().PregenMax
+	if limit <= 0 {
+		limit = DefaultPregenMax
+	}
+	if count > limit {
+		return 0, Errorf(EINVALID, "count %d is over the limit of %d UCIs per pre-generation (pregen_max in the configuration); split the run", count, limit)
+	}
 	source := s.newUCI
 	if s.defaultSource {
 		// One read of the system's random source per 6,553 UCIs instead of one each.

@@ -64,8 +64,9 @@ func insertBatch(ctx context.Context, tx querier, now time.Time, b serializer.Ba
 	return b, addAudit(ctx, tx, now, serializer.AuditEntry{Actor: actor, Action: "batch.open", Subject: batchSubject(b.ID), Reason: reason, Detail: detail})
 }
 
-// closeBatch closes an open batch and queues it for the targets that take every
-// closed batch.
+// closeBatch closes an open batch and requests it for the targets that take every
+// closed batch: one row each, so that closing stays short for any batch size; the
+// devices are put into the outbox afterwards (expandSync).
 func closeBatch(ctx context.Context, tx querier, now time.Time, id int64, actor, reason string, autoSync []string) (serializer.Batch, error) {
 	b, err := batchByID(ctx, tx, id)
 	if err != nil {
@@ -83,7 +84,7 @@ func closeBatch(ctx context.Context, tx querier, now time.Time, id int64, actor,
 		return b, err
 	}
 	for _, target := range autoSync {
-		if _, err := enqueueSync(ctx, tx, now, id, target, actor, "batch closed"); err != nil {
+		if err := requestSync(ctx, tx, now, id, target, actor, "batch closed"); err != nil {
 			return b, err
 		}
 	}
@@ -144,8 +145,8 @@ func (db *DB) OpenBatch(ctx context.Context, b serializer.Batch, actor string) (
 	return out, err
 }
 
-// CloseBatch closes an open batch and, in the same transaction, queues it for the
-// autoSync targets.
+// CloseBatch closes an open batch and, in the same transaction, requests it for the
+// autoSync targets; the syncer puts its devices into the outbox.
 func (db *DB) CloseBatch(ctx context.Context, id int64, actor, reason string, autoSync []string) (serializer.Batch, error) {
 	var out serializer.Batch
 	err := db.writeTx(ctx, "close batch", func(tx querier, now time.Time) error {

@@ -63,18 +63,77 @@ func (db *DB) IssueDevice(ctx context.Context, p serializer.IssueParams) (serial
 	}
 }
 
+// bulkRequest is one transaction of a bulk run (pre-generation) waiting in bulkTx.
+type bulkRequest struct {
+	ctx  context.Context
+	what string
+	fn   func(tx querier, now time.Time) error
+	done chan error // buffered
+}
+
+// bulkTx runs fn as one write transaction of the committer, between groups of issue
+// requests: a bulk run made of short transactions never keeps a jig waiting for more
+// than one of them.
+func (db *DB) bulkTx(ctx context.Context, what string, fn func(tx querier, now time.Time) error) error {
+	req := &bulkRequest{ctx: ctx, what: what, fn: fn, done: make(chan error, 1)}
+	db.closeMu.RLock()
+	if db.closed {
+		db.closeMu.RUnlock()
+		return errClosed
+	}
+	select {
+	case db.bulk <- req:
+	case <-ctx.Done():
+		db.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	db.closeMu.RUnlock()
+	// Wait even when ctx ends: fn may be running on the caller's data.
+	return <-req.done
+}
+
 // commitLoop is the committer: it takes the first waiting request, gathers those
-// queued behind it, and commits them together. It ends when issues is closed.
+// queued behind it, and commits them together. Bulk transactions take turns with the
+// groups: after a group, a waiting bulk transaction goes first, and issue requests
+// waiting when a bulk transaction ends go before the next one. It ends when both
+// queues are closed.
 func (db *DB) commitLoop() {
 	defer close(db.committerDone)
 	group := make([]*issueRequest, 0, db.groupMax)
-	for first := range db.issues {
+	issues, bulk := db.issues, db.bulk
+	for issues != nil || bulk != nil {
+		var first *issueRequest
+		select {
+		case r, ok := <-issues:
+			if !ok {
+				issues = nil
+				continue
+			}
+			first = r
+		default:
+			select {
+			case r, ok := <-issues:
+				if !ok {
+					issues = nil
+					continue
+				}
+				first = r
+			case c, ok := <-bulk:
+				if !ok {
+					bulk = nil
+					continue
+				}
+				db.commitBulk(c)
+				continue
+			}
+		}
 		group = append(group[:0], first)
 	gather:
 		for len(group) < db.groupMax {
 			select {
-			case r, ok := <-db.issues:
+			case r, ok := <-issues:
 				if !ok {
+					issues = nil
 					break gather
 				}
 				group = append(group, r)
@@ -84,7 +143,24 @@ func (db *DB) commitLoop() {
 		}
 		db.commitGroup(group)
 		clear(group)
+		select {
+		case c, ok := <-bulk:
+			if !ok {
+				bulk = nil
+				continue
+			}
+			db.commitBulk(c)
+		default:
+		}
 	}
+}
+
+func (db *DB) commitBulk(r *bulkRequest) {
+	if err := r.ctx.Err(); err != nil {
+		r.done <- err
+		return
+	}
+	r.done <- db.writeTx(r.ctx, r.what, r.fn)
 }
 
 func (db *DB) commitGroup(group []*issueRequest) {

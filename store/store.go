@@ -45,6 +45,7 @@ type DB struct {
 	// The issue committer (group.go).
 	groupMax      int
 	issues        chan *issueRequest
+	bulk          chan *bulkRequest
 	committerDone chan struct{}
 	closeMu       sync.RWMutex
 	closed        bool
@@ -52,6 +53,8 @@ type DB struct {
 	stats         GroupStats
 
 	prepared map[string]*sql.Stmt // hot write statements, prepared on the writer connection
+
+	freeDisk func() (uint64, error) // free bytes on the data volume
 }
 
 // Options tunes Open. The zero value is the production setting.
@@ -75,6 +78,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		}
 	}
 	db := &DB{path: path, Now: time.Now, Logger: logger, groupMax: opts.GroupCommit}
+	db.freeDisk = func() (uint64, error) { return volumeFree(path) }
 	if db.groupMax <= 0 {
 		db.groupMax = DefaultGroupCommit
 	}
@@ -101,6 +105,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.read.SetMaxOpenConns(ReadConns)
 	db.read.SetMaxIdleConns(ReadConns)
 	db.issues = make(chan *issueRequest, db.groupMax)
+	db.bulk = make(chan *bulkRequest)
 	db.committerDone = make(chan struct{})
 	go db.commitLoop()
 	return db, nil
@@ -134,6 +139,7 @@ func (db *DB) Close() error {
 	if !db.closed {
 		db.closed = true
 		close(db.issues)
+		close(db.bulk)
 	}
 	db.closeMu.Unlock()
 	<-db.committerDone

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -27,6 +28,12 @@ func (s *Server) pregenerate(c echo.Context) error {
 		in.Labels = serializer.PregenQueue
 	}
 	n, err := s.svc.Pregenerate(c.Request().Context(), id, in.Count, in.Labels, actor(c))
+	if err != nil && n > 0 && serializer.ErrorCode(err) != serializer.EINTERNAL {
+		// The chunks committed before the error stay issued: say how many.
+		return &serializer.Error{Code: serializer.ErrorCode(err), Message: fmt.Sprintf(
+			"%s (%d of %d UCIs were issued into batch %d before that; they stay issued, each with its label job)",
+			serializer.ErrorMessage(err), n, in.Count, id)}
+	}
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,8 @@ type Config struct {
 	Backup BackupConfig `toml:"backup"`
 	// TLS serves the operator page and API over HTTPS as well ([tls]).
 	TLS TLSConfig `toml:"tls"`
+	// PregenMax is the most UCIs one pre-generation (API or serialbox pregen) may ask for.
+	PregenMax int `toml:"pregen_max"`
 
 	// Source says where the configuration came from, for the start-up log.
 	Source string `toml:"-"`
@@ -81,7 +83,7 @@ type StationConfig struct {
 
 // defaultConfig holds the values used where the file says nothing.
 func defaultConfig() Config {
-	return Config{Listen: ":4100", DataDir: "./data", LogLevel: "info"}
+	return Config{Listen: ":4100", DataDir: "./data", LogLevel: "info", PregenMax: serializer.DefaultPregenMax}
 }
 
 // demoConfig is what the appliance runs with no configuration file: one demo product
@@ -174,6 +176,9 @@ func (c *Config) Validate() error {
 		if err := serializer.ValidatePassword(c.AdminPassword); err != nil {
 			return fmt.Errorf("admin_password: %s", serializer.ErrorMessage(err))
 		}
+	}
+	if c.PregenMax < 0 || c.PregenMax > serializer.MaxBatchSize {
+		return fmt.Errorf("pregen_max: %d is out of range (1 to %d)", c.PregenMax, serializer.MaxBatchSize)
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
@@ -300,7 +305,7 @@ func validID(s string) bool {
 
 // Catalog returns the configured products and stations as domain values.
 func (c *Config) Catalog() serializer.Catalog {
-	var cat serializer.Catalog
+	cat := serializer.Catalog{PregenMax: c.PregenMax}
 	for _, p := range c.Products {
 		cat.Products = append(cat.Products, serializer.Product{ID: p.ID, Name: p.Name, Model: p.Model, ProvisioningSecret: p.secret})
 	}
