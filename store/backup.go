@@ -16,7 +16,8 @@ import (
 
 // Backup writes a consistent copy of the database at path to out while the appliance
 // keeps serving: VACUUM INTO reads one snapshot, and with WAL the writer is not held
-// up. The copy is checked before Backup returns; out must not exist.
+// up. The copy is checked before Backup returns; out must not exist. It is readable
+// by the appliance's user only.
 func Backup(ctx context.Context, path, out string) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("no database at %s", path)
@@ -31,6 +32,13 @@ func Backup(ctx context.Context, path, out string) error {
 	defer src.Close()
 	tmp := out + ".partial"
 	os.Remove(tmp)
+	// VACUUM INTO writes into an empty file that exists: create it readable by the
+	// appliance's user only, as the database is.
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("create the backup: %w", err)
+	}
+	f.Close()
 	if _, err := src.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("copy the database: %w", err)
@@ -73,7 +81,7 @@ func Restore(ctx context.Context, from, path string) error {
 	if err := CheckFile(ctx, from); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	tmp := path + ".restoring"
@@ -133,7 +141,7 @@ func copyFile(from, to string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}

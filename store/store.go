@@ -73,9 +73,13 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create database folder: %w", err)
 		}
+		warnOpenFolder(logger, dir)
+	}
+	if err := privateFiles(logger, path); err != nil {
+		return nil, err
 	}
 	db := &DB{path: path, Now: time.Now, Logger: logger, groupMax: opts.GroupCommit}
 	db.freeDisk = func() (uint64, error) { return volumeFree(path) }
@@ -282,4 +286,42 @@ func (db *DB) DBSize() (int64, error) {
 		total += fi.Size()
 	}
 	return total, nil
+}
+
+// privateFiles makes sure the database and its -wal and -shm files are readable by
+// the appliance's user only: they hold every claim ID, the password hashes and the
+// session tokens. SQLite creates a new database as 0644 (less the umask) and gives the
+// -wal and -shm files the database's mode, so the database is created 0600 first.
+// Existing files that others may read are narrowed, with a warning.
+func privateFiles(logger *slog.Logger, path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	switch {
+	case err == nil:
+		return f.Close()
+	case !errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("create database: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, 0o600); err != nil {
+			logger.Warn("the database file may be read by other users and its mode cannot be narrowed", "file", p, "mode", fi.Mode().Perm(), "err", err)
+			continue
+		}
+		logger.Warn("the database file could be read by other users; its mode was narrowed to 0600", "file", p, "was", fi.Mode().Perm())
+	}
+	return nil
+}
+
+// warnOpenFolder logs a warning when users other than the appliance's (and its group)
+// may read or change the data folder.
+func warnOpenFolder(logger *slog.Logger, dir string) {
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm()&0o006 == 0 {
+		return
+	}
+	logger.Warn("the data folder can be read by other users of this machine: the database and backups are 0600, but restrict the folder too (chmod o-rwx)",
+		"dir", dir, "mode", fi.Mode().Perm())
 }

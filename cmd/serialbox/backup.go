@@ -27,7 +27,7 @@ type BackupConfig struct {
 // lockDataDir takes the data folder's lock, held for as long as the appliance serves
 // it, so that restore can tell that the database is in use.
 func lockDataDir(dir string) (release func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, "serialbox.lock"), os.O_CREATE|os.O_RDWR, 0o640)
+	f, err := os.OpenFile(filepath.Join(dir, "serialbox.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
 	release, err := lockDataDir(cfg.DataDir)
@@ -133,7 +133,7 @@ func startBackups(cfg *Config, logger *slog.Logger) *backups {
 			}
 			start := time.Now()
 			out := filepath.Join(dir, store.BackupName(start))
-			err := os.MkdirAll(dir, 0o750)
+			err := os.MkdirAll(dir, 0o700)
 			if err == nil {
 				err = store.Backup(ctx, db, out)
 			}

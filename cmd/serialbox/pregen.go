@@ -83,7 +83,8 @@ func runPregen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func writeManifest(ctx context.Context, db *store.DB, batchID int64, p serializer.Product, path string) error {
-	f, err := os.Create(path)
+	// Claim IDs let whoever holds them claim the devices: the appliance's user only.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -129,5 +130,5 @@ func writeSheet(ctx context.Context, db *store.DB, cfg *Config, before serialize
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, pdf, 0o640)
+	return os.WriteFile(path, pdf, 0o600)
 }

@@ -39,6 +39,11 @@ func TestPregenCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), "issued 300 UCIs into batch 1") {
 		t.Fatalf("exit %d: %s %s", code, out.String(), errOut.String())
 	}
+	for _, p := range []string{manifest, sheet} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, %v; claim IDs are for the appliance's user only (0600)", filepath.Base(p), fi.Mode(), err)
+		}
+	}
 	f, _ := os.Open(manifest)
 	rows, err := csv.NewReader(f).ReadAll()
 	f.Close()
