@@ -6,6 +6,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -29,21 +31,147 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	dir, err := os.MkdirTemp("", "serialbox-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "serialbox")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	build := exec.Command("go", buildArgs(binary)...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building serialbox:", err)
 		os.Exit(1)
 	}
+	if err := coverDir(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	if err := mergeDaemonCover(); err != nil {
+		fmt.Fprintln(os.Stderr, "coverage of the appliance processes:", err)
+		code = max(code, 1)
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// buildArgs builds the appliance the way the tests themselves are built: with the
+// race detector under -race and instrumented for coverage under -cover, so that the
+// daemon's own code is checked and measured, not only the code the tests call.
+func buildArgs(out string) []string {
+	args := []string{"build", "-o", out}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	if mode := testing.CoverMode(); mode != "" {
+		args = append(args, "-cover", "-covermode="+mode)
+	}
+	return append(args, ".")
+}
+
+// daemonCover is the folder the appliance processes write their coverage data to
+// (GOCOVERDIR); "" when coverage is not measured.
+var daemonCover struct {
+	dir  string
+	temp bool // removed after the run; SERIALBOX_COVERDIR keeps it
+}
+
+// coverDir gives the appliance processes a GOCOVERDIR: SERIALBOX_COVERDIR when set,
+// to keep the raw data for go tool covdata, else a temporary folder.
+func coverDir() error {
+	if testing.CoverMode() == "" {
+		return nil
+	}
+	dir := os.Getenv("SERIALBOX_COVERDIR")
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if dir, err = os.MkdirTemp("", "serialbox-cover"); err != nil {
+			return err
+		}
+		daemonCover.temp = true
+	}
+	daemonCover.dir = dir
+	return os.Setenv("GOCOVERDIR", dir)
+}
+
+// mergeDaemonCover adds what the appliance processes covered to the test's coverage
+// profile (-coverprofile), which otherwise holds only the test binary's own counts;
+// go tool cover adds up blocks that appear twice.
+func mergeDaemonCover() error {
+	if daemonCover.dir == "" {
+		return nil
+	}
+	if daemonCover.temp {
+		defer os.RemoveAll(daemonCover.dir)
+	}
+	f := flag.Lookup("test.coverprofile")
+	if f == nil || f.Value.String() == "" {
+		return nil
+	}
+	if files, _ := filepath.Glob(filepath.Join(daemonCover.dir, "covcounters.*")); len(files) == 0 {
+		return nil // no appliance process ran to its end
+	}
+	text := filepath.Join(daemonCover.dir, "profile.txt")
+	if out, err := exec.Command("go", "tool", "covdata", "textfmt", "-i="+daemonCover.dir, "-o="+text).CombinedOutput(); err != nil {
+		return fmt.Errorf("go tool covdata: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(text)
+	if err != nil {
+		return err
+	}
+	os.Remove(text)
+	_, counts, _ := bytes.Cut(b, []byte("\n")) // the mode line is in the profile already
+	profile := f.Value.String()
+	if dir := flag.Lookup("test.outputdir"); dir != nil && dir.Value.String() != "" && !filepath.IsAbs(profile) {
+		profile = filepath.Join(dir.Value.String(), profile)
+	}
+	out, err := os.OpenFile(profile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(counts); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// The appliance the tests run is built as the tests are: with the race detector under
+// -race, instrumented under -cover.
+func TestApplianceIsBuiltLikeTheTests(t *testing.T) {
+	out, err := exec.Command("go", "version", "-m", binary).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go version -m: %v: %s", err, out)
+	}
+	for setting, want := range map[string]bool{"-race=true": raceEnabled, "-cover=true": testing.CoverMode() != ""} {
+		if got := strings.Contains(string(out), "build\t"+setting); got != want {
+			t.Errorf("binary built with %s: %v, want %v", setting, got, want)
+		}
+	}
+}
+
+// raceReport is how the race detector starts a report on stderr; a process that made
+// one exits with status raceExit, which startAppliance notes in the log as raceNote.
+const (
+	raceReport = "WARNING: DATA RACE"
+	raceExit   = 66
+	raceNote   = "serialbox exited with the race detector's status 66"
+)
+
+// checkNoRace fails the test if what a serialbox process wrote holds a race report.
+func checkNoRace(t testing.TB, what, output string) {
+	t.Helper()
+	if i := strings.Index(output, raceReport); i >= 0 {
+		t.Errorf("%s reported a data race:\n%s", what, output[i:])
+	} else if strings.Contains(output, raceNote) {
+		t.Errorf("%s exited as after a data race:\n%s", what, output)
+	}
 }
 
 // appliance is a serialbox process started by a test.
@@ -84,8 +212,11 @@ func startAppliance(t *testing.T, dataDir, configPath string) *appliance {
 	}
 	a := &appliance{cmd: cmd, data: dataDir, done: make(chan error, 1)}
 	found := make(chan string, 1)
+	exited := make(chan struct{})
 	go func() {
+		defer close(exited)
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			a.mu.Lock()
@@ -95,9 +226,27 @@ func startAppliance(t *testing.T, dataDir, configPath string) *appliance {
 				found <- m[1]
 			}
 		}
-		a.done <- cmd.Wait()
+		io.Copy(io.Discard, stderr) // a line too long for the scanner
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == raceExit {
+			a.mu.Lock()
+			a.logs.WriteString(raceNote + "\n")
+			a.mu.Unlock()
+		}
+		a.done <- err
 	}()
-	t.Cleanup(func() { cmd.Process.Kill() })
+	t.Cleanup(func() {
+		// A clean stop, so that a daemon built for coverage writes its counters.
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		checkNoRace(t, "serialbox serve", a.Logs())
+	})
 	select {
 	case a.addr = <-found:
 		return a
@@ -272,6 +421,7 @@ func TestIdentityAcrossRestart(t *testing.T) {
 func TestBadConfigIsRefusedAtStart(t *testing.T) {
 	cfg := writeConfig(t, strings.Replace(iotoProductConfig, `transport = "file"`, `transport = "fax"`, 1))
 	out, err := exec.Command(binary, "serve", "--config", cfg, "--data", t.TempDir()).CombinedOutput()
+	checkNoRace(t, "serialbox serve", string(out))
 	if err == nil || !strings.Contains(string(out), "stations[0].printer.transport") {
 		t.Fatalf("exit %v, output %s", err, out)
 	}
