@@ -1,7 +1,6 @@
 package station_test
 
 import (
-	"encoding"
 	"strings"
 	"testing"
 	"time"
@@ -70,19 +69,5 @@ func TestPrinterConfigDefaults(t *testing.T) {
 	file.Defaults()
 	if file.Transport != "file" || file.Dir != "labels" {
 		t.Errorf("empty config defaults to %q in %q, want file in labels", file.Transport, file.Dir)
-	}
-}
-
-func TestDurationText(t *testing.T) {
-	var d station.Duration
-	var _ encoding.TextUnmarshaler = &d
-	if err := d.UnmarshalText([]byte("1m30s")); err != nil || time.Duration(d) != 90*time.Second {
-		t.Errorf("UnmarshalText(1m30s) = %v, %v", time.Duration(d), err)
-	}
-	if err := d.UnmarshalText([]byte("soon")); err == nil {
-		t.Error("UnmarshalText(soon) succeeded")
-	}
-	if b, _ := station.Duration(10 * time.Second).MarshalText(); string(b) != "10s" {
-		t.Errorf("MarshalText = %q", b)
 	}
 }

@@ -14,6 +14,48 @@ import (
 	"serialbox/station/stationtest"
 )
 
+// jigLoad is jigs asking for UCIs in the background.
+type jigLoad struct {
+	mu       sync.Mutex
+	ucis     []string // answered
+	failures []string // anything but a 200 with an id
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// startJigs has n jigs post body to url again and again, pause apart, until stop.
+func startJigs(url, body string, n int, pause time.Duration) *jigLoad {
+	l := &jigLoad{done: make(chan struct{})}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range n {
+		l.wg.Go(func() {
+			for {
+				select {
+				case <-l.done:
+					return
+				case <-time.After(pause):
+				}
+				id, code, err := serialize(client, url, body)
+				l.mu.Lock()
+				if err != nil || code != 200 || id == "" {
+					l.failures = append(l.failures, fmt.Sprintf("%q %d %v", id, code, err))
+				} else {
+					l.ucis = append(l.ucis, id)
+				}
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+// stop ends the load and returns the UCIs answered and the requests that failed.
+func (l *jigLoad) stop() (ucis, failures []string) {
+	close(l.done)
+	l.wg.Wait()
+	return l.ucis, l.failures
+}
+
 // labelInFlight waits until the station is sending a label and returns that job.
 func labelInFlight(t *testing.T, a *appliance, stationID string, within time.Duration) serializer.PrintJob {
 	t.Helper()
@@ -59,33 +101,7 @@ func TestReloadLetsTheLabelInFlightFinish(t *testing.T) {
 	path := writeConfig(t, base)
 	a := startAppliance(t, filepath.Join(t.TempDir(), "data"), path)
 
-	var (
-		mu       sync.Mutex
-		ucis     []string
-		failures []string
-		stop     = make(chan struct{})
-		wg       sync.WaitGroup
-	)
-	client := &http.Client{Timeout: 10 * time.Second}
-	for range 2 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(150 * time.Millisecond):
-				}
-				id, code, err := serialize(client, a.url("/ioto/serialize"), `{"product":"TESTPRODUCT01"}`)
-				mu.Lock()
-				if err != nil || code != 200 || id == "" {
-					failures = append(failures, fmt.Sprintf("%q %d %v", id, code, err))
-				} else {
-					ucis = append(ucis, id)
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	load := startJigs(a.url("/ioto/serialize"), `{"product":"TESTPRODUCT01"}`, 2, 150*time.Millisecond)
 
 	reload := func(text, detail string) serializer.PrintJob {
 		t.Helper()
@@ -109,8 +125,7 @@ func TestReloadLetsTheLabelInFlightFinish(t *testing.T) {
 	// A printer change: the station's worker is replaced.
 	second := reload(strings.Replace(renamed, `status_interval = "1s"`, `status_interval = "2s"`, 1), "station jig1")
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	ucis, failures := load.stop()
 
 	waitQueueSettled(t, a, 60*time.Second)
 	for _, j := range []serializer.PrintJob{first, second} {
@@ -124,8 +139,6 @@ func TestReloadLetsTheLabelInFlightFinish(t *testing.T) {
 	if len(left.Jobs) > 0 {
 		t.Errorf("label jobs waiting for an operator after the reloads: %+v", left.Jobs)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if len(failures) > 0 {
 		t.Errorf("%d jig requests failed during the reloads: %v", len(failures), failures[:min(len(failures), 5)])
 	}

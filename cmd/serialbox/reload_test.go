@@ -1,12 +1,10 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,32 +29,7 @@ func TestConfigReloadUnderLoad(t *testing.T) {
 	path := writeConfig(t, iotoProductConfig)
 	a := startAppliance(t, filepath.Join(t.TempDir(), "data"), path)
 
-	var (
-		mu       sync.Mutex
-		failures []string
-		served   int
-		stop     = make(chan struct{})
-		wg       sync.WaitGroup
-	)
-	client := &http.Client{Timeout: 10 * time.Second}
-	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				id, code, err := serialize(client, a.url("/ioto/serialize?station=jig1"), `{}`)
-				mu.Lock()
-				if err != nil || code != 200 || id == "" {
-					failures = append(failures, fmt.Sprintf("%q %d %v", id, code, err))
-				}
-				served++
-				mu.Unlock()
-			}
-		})
-	}
+	load := startJigs(a.url("/ioto/serialize?station=jig1"), `{}`, 8, 0)
 
 	// A second station appears on SIGHUP.
 	second := iotoProductConfig + `
@@ -100,8 +73,8 @@ transport = "none"
 	if _, code, _ := serialize(http.DefaultClient, a.url("/ioto/serialize?station=jig2"), `{}`); code != 422 {
 		t.Fatalf("jig2 after it was removed answers %d, want 422", code)
 	}
-	close(stop)
-	wg.Wait()
+	ucis, failures := load.stop()
+	served := len(ucis) + len(failures)
 	if len(failures) > 0 || served < 50 {
 		t.Fatalf("%d of %d jig requests failed during reloads: %v", len(failures), served, failures[:min(len(failures), 5)])
 	}

@@ -168,16 +168,3 @@ func TestSecretsStayOut(t *testing.T) {
 		t.Errorf("RedactedURL() = %q", got)
 	}
 }
-
-func TestDurationText(t *testing.T) {
-	var d upstream.Duration
-	if err := d.UnmarshalText([]byte(" 1m30s ")); err != nil || time.Duration(d) != 90*time.Second {
-		t.Errorf("UnmarshalText = %v, %v", time.Duration(d), err)
-	}
-	if err := d.UnmarshalText([]byte("30")); err == nil {
-		t.Error("UnmarshalText(30) accepted a number without unit")
-	}
-	if b, _ := d.MarshalText(); string(b) != "1m30s" {
-		t.Errorf("MarshalText = %s", b)
-	}
-}
