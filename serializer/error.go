@@ -8,24 +8,25 @@ import (
 // Error codes. They are stable: jigs, scripts and the operator page match on them.
 // The web package maps each to one HTTP status.
 const (
-	EINVALID         = "invalid"          // the request or a value in it is not acceptable
-	EMALFORMED       = "malformed_json"   // the body is not the JSON object expected
-	ETOOLARGE        = "too_large"        // the body is over the size limit
-	ENOTFOUND        = "not_found"        // no such device, batch or other record
-	EUNKNOWNPRODUCT  = "unknown_product"  // the product is not configured
-	EUNKNOWNSTATION  = "unknown_station"  // the station is not configured
-	EUNAUTHORIZED    = "bad_token"        // the station token is missing or wrong
-	EUNAUTHENTICATED = "unauthenticated"  // no operator is logged in, or the login or API key is wrong
-	EFORBIDDEN       = "forbidden"        // the caller may not do this (e.g. source address)
-	ENOBATCH         = "no_open_batch"    // the station has no open batch and may not open one
-	EBATCHFULL       = "batch_full"       // the open batch reached its planned size
-	EMISMATCH        = "product_mismatch" // the request's product is not the open batch's
-	ECONFLICT        = "conflict"         // the record is in a state that forbids the change
-	EVOIDED          = "voided"           // the device with this identity was voided
-	EWRONGBATCH      = "wrong_batch"      // the scanned device belongs to another batch
-	EVERIFIED        = "already_verified" // the scanned device was verified before (scanned twice)
-	EUNAVAILABLE     = "unavailable"      // storage cannot take writes right now (disk full, read-only)
-	EINTERNAL        = "internal"         // a bug or an unexpected fault; details only in the log
+	EINVALID          = "invalid"           // the request or a value in it is not acceptable
+	EMALFORMED        = "malformed_json"    // the body is not the JSON object expected
+	ETOOLARGE         = "too_large"         // the body is over the size limit
+	ENOTFOUND         = "not_found"         // no such device, batch or other record
+	EUNKNOWNPRODUCT   = "unknown_product"   // the product is not configured
+	EUNKNOWNSTATION   = "unknown_station"   // the station is not configured
+	EIDENTITYREQUIRED = "identity_required" // the station requires a device identity and the request names none
+	EUNAUTHORIZED     = "bad_token"         // the station token is missing or wrong
+	EUNAUTHENTICATED  = "unauthenticated"   // no operator is logged in, or the login or API key is wrong
+	EFORBIDDEN        = "forbidden"         // the caller may not do this (e.g. source address)
+	ENOBATCH          = "no_open_batch"     // the station has no open batch and may not open one
+	EBATCHFULL        = "batch_full"        // the open batch reached its planned size
+	EMISMATCH         = "product_mismatch"  // the request's product is not the open batch's
+	ECONFLICT         = "conflict"          // the record is in a state that forbids the change
+	EVOIDED           = "voided"            // the device with this identity was voided
+	EWRONGBATCH       = "wrong_batch"       // the scanned device belongs to another batch
+	EVERIFIED         = "already_verified"  // the scanned device was verified before (scanned twice)
+	EUNAVAILABLE      = "unavailable"       // storage cannot take writes right now (disk full, read-only)
+	EINTERNAL         = "internal"          // a bug or an unexpected fault; details only in the log
 )
 
 // Error is the one error type the domain returns to its callers. Code is stable,

@@ -30,6 +30,9 @@ type Station struct {
 	BatchSize int    `json:"batch_size"`        // planned size of automatic batches; 0 = no limit
 	Default   bool   `json:"default,omitempty"` // serves requests that name no station
 	Token     string `json:"-"`                 // when set, jig requests must present it
+	// RequireIdentity refuses jig requests that name no device identity, so that a
+	// jig that cannot be told apart fails loudly instead of minting a UCI per ask.
+	RequireIdentity bool `json:"require_identity,omitempty"`
 }
 
 // BatchState is the life-cycle state of a batch.
@@ -64,6 +67,9 @@ type BatchCounts struct {
 	Verified int `json:"verified"`
 	Voided   int `json:"voided"`
 	Synced   int `json:"synced"`
+	// Anonymous counts the UCIs issued to jigs that named no identity: each ask of
+	// such a jig is a new device, so a jig asking again leaves an orphan UCI.
+	Anonymous int `json:"anonymous"`
 }
 
 // DeviceState is the life-cycle state of a device's UCI.
@@ -152,10 +158,13 @@ type AuditEntry struct {
 // IssueParams is what the repository needs to issue one UCI atomically. The Service
 // fills it after checking the request against the configuration.
 type IssueParams struct {
-	Station    Station
-	ProductID  string
-	Identity   string
-	Attributes json.RawMessage
+	Station   Station
+	ProductID string
+	Identity  string
+	// OtherIdentities are further identities the jig named for the device; each
+	// finds it later, and all of them must belong to the same device.
+	OtherIdentities []string
+	Attributes      json.RawMessage
 	// NewUCI draws a fresh UCI; the repository calls it again if the database
 	// already holds the one drawn.
 	NewUCI func() (UCI, error)

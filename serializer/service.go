@@ -26,11 +26,14 @@ const MaxBatchSize = 100_000_000
 
 // IssueRequest is a jig's request for a UCI.
 type IssueRequest struct {
-	StationID  string          // "" = the appliance's only or default station
-	ProductID  string          // "" = the station's product
-	Identity   string          // "" = none: every request gets a new UCI
-	Attributes json.RawMessage // the device object the jig sent, stored as is
-	Token      string          // the station token the jig presented
+	StationID string // "" = the appliance's only or default station
+	ProductID string // "" = the station's product
+	Identity  string // "" = none: every request gets a new UCI
+	// OtherIdentities are further identities the request named (hwid, serial, mac
+	// beside a key); all must belong to the device Identity names.
+	OtherIdentities []string
+	Attributes      json.RawMessage // the device object the jig sent, stored as is
+	Token           string          // the station token the jig presented
 }
 
 // OpenBatchRequest asks for a new batch at a station.
@@ -272,16 +275,25 @@ func (s *Service) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 	if _, ok := c.products[productID]; !ok {
 		return Issued{}, Errorf(EUNKNOWNPRODUCT, "unknown product %q", productID)
 	}
-	if err := ValidateIdentity(req.Identity); err != nil {
-		return Issued{}, err
+	if req.Identity == "" && len(req.OtherIdentities) > 0 {
+		return Issued{}, fmt.Errorf("issue request with further identities but no first one")
+	}
+	if st.RequireIdentity && req.Identity == "" {
+		return Issued{}, Errorf(EIDENTITYREQUIRED, "station %q requires a device identity: put a \"hwid\", \"serial\" or \"mac\" field in the device object (Ioto: device.json5), or use the serialize command, which reads the device's own", st.ID)
+	}
+	for _, id := range append([]string{req.Identity}, req.OtherIdentities...) {
+		if err := ValidateIdentity(id); err != nil {
+			return Issued{}, err
+		}
 	}
 	issued, err := s.repo.IssueDevice(ctx, IssueParams{
-		Station:    st,
-		ProductID:  productID,
-		Identity:   req.Identity,
-		Attributes: req.Attributes,
-		NewUCI:     s.newUCI,
-		AutoSync:   s.autoSyncTargets(),
+		Station:         st,
+		ProductID:       productID,
+		Identity:        req.Identity,
+		OtherIdentities: req.OtherIdentities,
+		Attributes:      req.Attributes,
+		NewUCI:          s.newUCI,
+		AutoSync:        s.autoSyncTargets(),
 	})
 	if err != nil {
 		return Issued{}, err

@@ -13,7 +13,7 @@ import (
 
 const qOpenBatch = `SELECT ` + batchCols + ` FROM batches WHERE station_id = ? AND state = 'open'`
 
-const batchCols = `id, product_id, station_id, planned, state, opened_at, closed_at, issued, labeled, verified, voided, synced`
+const batchCols = `id, product_id, station_id, planned, state, opened_at, closed_at, issued, labeled, verified, voided, synced, anonymous`
 
 func scanBatch(s scanner) (serializer.Batch, error) {
 	var (
@@ -22,7 +22,7 @@ func scanBatch(s scanner) (serializer.Batch, error) {
 		closed sql.NullInt64
 	)
 	err := s.Scan(&b.ID, &b.ProductID, &b.StationID, &b.Planned, &b.State, &opened, &closed,
-		&b.Counts.Issued, &b.Counts.Labeled, &b.Counts.Verified, &b.Counts.Voided, &b.Counts.Synced)
+		&b.Counts.Issued, &b.Counts.Labeled, &b.Counts.Verified, &b.Counts.Voided, &b.Counts.Synced, &b.Counts.Anonymous)
 	if err != nil {
 		return b, err
 	}

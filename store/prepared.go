@@ -10,7 +10,7 @@ import (
 // statement each time it is executed from text; preparing these once on the writer
 // connection takes that work off the issuance path.
 var preparedQueries = []string{
-	qDeviceByIdentity, qOpenBatch, qInsertDevice, qInsertDeviceJob, qCountIssued,
+	qIdentityUCI, qDeviceByUCI, qInsertIdentity, qOpenBatch, qInsertDevice, qInsertDeviceJob, qCountIssued,
 	qSavepoint, qRollbackTo, qRelease, qPregenInsert,
 }
 

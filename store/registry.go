@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"serialbox/serializer"
@@ -52,18 +53,20 @@ func (db *DB) SyncCatalog(ctx context.Context, products []serializer.Product, st
 }
 
 func issueDevice(ctx context.Context, tx querier, now time.Time, p serializer.IssueParams) (serializer.Issued, error) {
+	identities := p.OtherIdentities
 	if p.Identity != "" {
-		d, err := scanDevice(tx.QueryRowContext(ctx, qDeviceByIdentity, p.ProductID, p.Identity))
-		switch {
-		case err == nil:
+		identities = append([]string{p.Identity}, p.OtherIdentities...)
+		d, found, err := deviceByIdentities(ctx, tx, p.ProductID, identities)
+		if err != nil {
+			return serializer.Issued{}, err
+		}
+		if found {
 			if d.State == serializer.DeviceVoided {
 				return serializer.Issued{}, serializer.Errorf(serializer.EVOIDED,
 					"the device with identity %q had claim ID %s, which was voided; a supervisor must clear it before this device gets a new one", p.Identity, d.UCI)
 			}
 			b, err := batchByID(ctx, tx, d.BatchID)
 			return serializer.Issued{Device: d, Batch: b, Existing: true}, err
-		case !errors.Is(err, sql.ErrNoRows):
-			return serializer.Issued{}, err
 		}
 	}
 	b, closed, err := batchForIssue(ctx, tx, now, p)
@@ -98,15 +101,128 @@ func issueDevice(ctx context.Context, tx querier, now time.Time, p serializer.Is
 			return serializer.Issued{}, fmt.Errorf("%d UCIs drawn in a row were already issued: the random source is broken", draw)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, qCountIssued, b.ID); err != nil {
+	anonymous := 0
+	if len(identities) == 0 {
+		anonymous = 1
+	}
+	if _, err := tx.ExecContext(ctx, qCountIssued, anonymous, b.ID); err != nil {
 		return serializer.Issued{}, err
+	}
+	for _, id := range identities {
+		if _, err := tx.ExecContext(ctx, qInsertIdentity, p.ProductID, id, d.UCI.String()); err != nil {
+			return serializer.Issued{}, err
+		}
 	}
 	if _, err := tx.ExecContext(ctx, qInsertDeviceJob,
 		d.UCI.String(), b.ID, d.StationID, ms(now), ms(now)); err != nil {
 		return serializer.Issued{}, err
 	}
 	b.Counts.Issued++
+	b.Counts.Anonymous += anonymous
 	return serializer.Issued{Device: d, Batch: b, ClosedBatchID: closed}, nil
+}
+
+// deviceByIdentities finds the device that the identities of one request name. Each
+// identity is either unknown or names the same device, and that device must not be
+// known by another value of the same kind (another hwid, say): a request that names
+// two devices is refused rather than answered with one of them. Identities the
+// device was not known by yet are recorded for it.
+func deviceByIdentities(ctx context.Context, tx querier, productID string, identities []string) (serializer.Device, bool, error) {
+	var (
+		uci, matched string
+		unknown      []string
+		byDevice     bool // an identity from the device itself matched, not only a key
+	)
+	for _, id := range identities {
+		var got string
+		err := tx.QueryRowContext(ctx, qIdentityUCI, productID, id).Scan(&got)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			unknown = append(unknown, id)
+			continue
+		case err != nil:
+			return serializer.Device{}, false, err
+		}
+		if uci != "" && got != uci {
+			return serializer.Device{}, false, serializer.Errorf(serializer.ECONFLICT,
+				"identity %q belongs to claim ID %s and identity %q to claim ID %s: one request names two devices", matched, groupedUCI(uci), id, groupedUCI(got))
+		}
+		uci, matched = got, id
+		byDevice = byDevice || identityKind(id) != "key"
+	}
+	if uci == "" {
+		return serializer.Device{}, false, nil
+	}
+	d, err := scanDevice(tx.QueryRowContext(ctx, qDeviceByUCI, uci))
+	if err != nil {
+		return d, false, fmt.Errorf("device %s of identity %q: %w", uci, matched, err)
+	}
+	if len(unknown) == 0 {
+		return d, true, nil
+	}
+	known, err := identitiesOf(ctx, tx, uci)
+	if err != nil {
+		return d, false, err
+	}
+	for _, id := range unknown {
+		kind := identityKind(id)
+		for _, k := range known {
+			if identityKind(k) == kind {
+				return d, false, serializer.Errorf(serializer.ECONFLICT,
+					"identity %q belongs to claim ID %s, whose %s is %q, but this request says %q: two devices share %q", matched, d.UCI.Grouped(), kind, identityValue(k), identityValue(id), matched)
+			}
+		}
+		// A key can be shared by mistake (one URL configured on every unit): it may
+		// not attach the device's own identity to a device issued for another one.
+		if !byDevice && kind != "key" {
+			return d, false, serializer.Errorf(serializer.ECONFLICT,
+				"identity %q belongs to claim ID %s, which was not issued for %s %q: is the key shared by several units?", matched, d.UCI.Grouped(), kind, identityValue(id))
+		}
+	}
+	for _, id := range unknown {
+		if _, err := tx.ExecContext(ctx, qInsertIdentity, productID, id, uci); err != nil {
+			return d, false, err
+		}
+	}
+	return d, true, nil
+}
+
+// identitiesOf returns every identity a device is known by.
+func identitiesOf(ctx context.Context, q querier, uci string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT identity FROM device_identities WHERE uci = ?`, uci)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// identityKind is the part of an identity before its colon: key, hwid, serial or mac.
+func identityKind(id string) string {
+	kind, _, _ := strings.Cut(id, ":")
+	return kind
+}
+
+// identityValue is the part of an identity after its kind.
+func identityValue(id string) string {
+	_, v, _ := strings.Cut(id, ":")
+	return v
+}
+
+// groupedUCI writes a stored UCI in its grouped form for messages.
+func groupedUCI(s string) string {
+	if u, err := serializer.Parse(s); err == nil {
+		return u.Grouped()
+	}
+	return s
 }
 
 // batchForIssue returns the station's open batch that a new device goes into,
@@ -180,13 +296,15 @@ func (db *DB) PrintJobs(ctx context.Context, uci serializer.UCI) ([]serializer.P
 }
 
 // The statements of the issuance path, prepared once at Open (see prepared.go).
-var qDeviceByIdentity = `SELECT ` + deviceCols + ` FROM devices WHERE product_id = ? AND identity = ?`
+var qDeviceByUCI = `SELECT ` + deviceCols + ` FROM devices WHERE uci = ?`
 
 const (
 	qInsertDevice = `INSERT INTO devices (uci, batch_id, product_id, station_id, identity, attributes, state, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, 'issued', ?, ?) ON CONFLICT (uci) DO NOTHING`
 	qInsertDeviceJob = `INSERT INTO print_jobs (kind, uci, batch_id, station_id, created_at, updated_at) VALUES ('device', ?, ?, ?, ?, ?)`
-	qCountIssued     = `UPDATE batches SET issued = issued + 1 WHERE id = ?`
+	qCountIssued     = `UPDATE batches SET issued = issued + 1, anonymous = anonymous + ? WHERE id = ?`
+	qIdentityUCI     = `SELECT uci FROM device_identities WHERE product_id = ? AND identity = ?`
+	qInsertIdentity  = `INSERT INTO device_identities (product_id, identity, uci) VALUES (?, ?, ?)`
 )
 
 var deviceCols = deviceColumns("")

@@ -56,7 +56,7 @@ func (s *Server) iotoSerialize(c echo.Context) error {
 	if f.Key, err = requestKey(c, ""); err != nil {
 		return err
 	}
-	if req.Identity, err = identity(f); err != nil {
+	if req.Identity, req.OtherIdentities, err = identities(f); err != nil {
 		return err
 	}
 	if req.Attributes, err = compactJSON(body); err != nil {
@@ -97,16 +97,17 @@ func (s *Server) apiSerialize(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ident, err := identity(identityFields{Key: key, HWID: in.HWID, Serial: in.Serial, MAC: in.MAC})
+	first, others, err := identities(identityFields{Key: key, HWID: strings.TrimSpace(in.HWID), Serial: strings.TrimSpace(in.Serial), MAC: strings.TrimSpace(in.MAC)})
 	if err != nil {
 		return err
 	}
 	return s.issue(c, serializer.IssueRequest{
-		StationID:  station,
-		ProductID:  strings.TrimSpace(in.Product),
-		Identity:   ident,
-		Attributes: in.Attributes,
-		Token:      jigToken(c),
+		StationID:       station,
+		ProductID:       strings.TrimSpace(in.Product),
+		Identity:        first,
+		OtherIdentities: others,
+		Attributes:      in.Attributes,
+		Token:           jigToken(c),
 	})
 }
 
@@ -175,8 +176,11 @@ func decodeJSON(c echo.Context, limit int64, v any) error {
 	if err != nil {
 		return err
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	switch trimmed := bytes.TrimSpace(body); {
+	case len(trimmed) == 0:
 		body = []byte("{}")
+	case bytes.Equal(trimmed, []byte("null")):
+		return serializer.Errorf(serializer.EMALFORMED, "request body is null; send a JSON object ({} if it is empty)")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -244,24 +248,30 @@ func requestKey(c echo.Context, fromBody string) (string, error) {
 	return key, nil
 }
 
-// identity turns the jig's identity fields into the registry's identity key. A MAC
-// address is normalised so that AA-BB-… and aa:bb:… name the same device.
-func identity(f identityFields) (string, error) {
-	switch {
-	case f.Key != "":
-		return "key:" + f.Key, nil
-	case f.HWID != "":
-		return "hwid:" + f.HWID, nil
-	case f.Serial != "":
-		return "serial:" + f.Serial, nil
-	case f.MAC != "":
-		hw, err := net.ParseMAC(f.MAC)
-		if err != nil {
-			return "", serializer.Errorf(serializer.EINVALID, "mac %q is not a MAC address", f.MAC)
+// identities turns the jig's identity fields into the registry's identity keys, in
+// the order key, hwid, serial, mac: first is the one shown for the device, and every
+// one of them finds it later. A MAC address is normalised so that AA-BB-… and aa:bb:…
+// name the same device.
+func identities(f identityFields) (first string, others []string, err error) {
+	var all []string
+	for _, id := range []struct{ kind, value string }{{"key", f.Key}, {"hwid", f.HWID}, {"serial", f.Serial}, {"mac", f.MAC}} {
+		if id.value == "" {
+			continue
 		}
-		return "mac:" + hw.String(), nil
+		v := id.value
+		if id.kind == "mac" {
+			hw, err := net.ParseMAC(v)
+			if err != nil {
+				return "", nil, serializer.Errorf(serializer.EINVALID, "mac %q is not a MAC address", v)
+			}
+			v = hw.String()
+		}
+		all = append(all, id.kind+":"+v)
 	}
-	return "", nil
+	if len(all) == 0 {
+		return "", nil, nil
+	}
+	return all[0], all[1:], nil
 }
 
 // jigToken returns the station token from ?token= or Authorization: Bearer.

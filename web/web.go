@@ -155,7 +155,7 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case serializer.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
-	case serializer.EUNKNOWNPRODUCT, serializer.EUNKNOWNSTATION:
+	case serializer.EUNKNOWNPRODUCT, serializer.EUNKNOWNSTATION, serializer.EIDENTITYREQUIRED:
 		return http.StatusUnprocessableEntity
 	case serializer.ENOBATCH, serializer.EBATCHFULL, serializer.EMISMATCH, serializer.ECONFLICT, serializer.EVOIDED,
 		serializer.EWRONGBATCH, serializer.EVERIFIED:

@@ -144,8 +144,12 @@ func TestIotoSerializeErrors(t *testing.T) {
 		{ID: "locked", ProductID: productID, AutoBatch: true, Token: "t0ken"},
 		{ID: "manual", ProductID: productID},
 		{ID: "small", ProductID: productID},
+		{ID: "strict", ProductID: productID, AutoBatch: true, RequireIdentity: true},
 	}
 	f := newFixture(t, web.Options{}, stations...)
+	if a := f.do(t, "POST", "/ioto/serialize?key=line1", `{"hwid":"UNIT-A"}`); a.status != 200 {
+		t.Fatalf("unit A: %d %s", a.status, a.raw)
+	}
 	if _, err := f.svc.OpenBatch(context.Background(), serializer.OpenBatchRequest{StationID: "small", Planned: 1}, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +183,11 @@ func TestIotoSerializeErrors(t *testing.T) {
 		{"batch full", "/ioto/serialize?station=small", `{}`, nil, 409, serializer.EBATCHFULL},
 		{"other product than the batch", "/ioto/serialize?station=small", `{"product":"TESTPRODUCT01"}`, nil, 409, serializer.EMISMATCH},
 		{"too large", "/ioto/serialize", big, nil, 413, serializer.ETOOLARGE},
+		{"no identity at a station that requires one", "/ioto/serialize?station=strict", `{"product":"` + productID + `"}`, nil, 422, serializer.EIDENTITYREQUIRED},
+		{"shared URL key names another unit", "/ioto/serialize?key=line1", `{"hwid":"UNIT-B"}`, nil, 409, serializer.ECONFLICT},
+		{"header key names another unit", "/ioto/serialize", `{"hwid":"UNIT-B"}`, []string{"Idempotency-Key", "line1"}, 409, serializer.ECONFLICT},
+		{"structured body null", "/api/v1/serialize", `null`, nil, 400, serializer.EMALFORMED},
+		{"structured key names another unit", "/api/v1/serialize", `{"key":"line1","serial":"S-B"}`, nil, 409, serializer.ECONFLICT},
 		{"GET", "/ioto/serialize", ``, nil, 405, serializer.EINVALID},
 		{"no such path", "/ioto/serialise", `{}`, nil, 404, serializer.ENOTFOUND},
 		{"public source", "/ioto/serialize", `{}`, []string{"RemoteAddr", "203.0.113.7:4000"}, 403, serializer.EFORBIDDEN},

@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,6 +29,8 @@ const (
 	CodeTimeout          = "timeout"           // no answer within Config.Timeout
 	CodeNoID             = "no_id"             // 200 without a non-empty string id
 	CodeIdentityMismatch = "identity_mismatch" // identity got two UCIs
+	CodeCommandFailed    = "command_failed"    // command mode: serialize exited non-zero
+	CodeBadOutput        = "bad_output"        // command mode: the output is not exactly a UCI
 )
 
 // maxAnswer bounds how much of an answer is read; the appliance's are under 200 bytes.
@@ -44,6 +50,16 @@ type Config struct {
 	RetryDelay time.Duration // pause after a failed request, like the agent's 2 s
 	RunID      string        // prefix of hwids: jigsim-<RunID>-<jig>-<n>
 	Client     *http.Client  // nil builds one with keep-alive for Jigs connections
+	// Rate is how many new devices start per second over all jigs; 0 = as fast as
+	// the jigs go. Repeat asks and retries after a failure are not paced.
+	Rate float64
+	// Poisson spaces the starts at random (exponential gaps, as units reaching
+	// independent jigs do) instead of evenly.
+	Poisson bool
+	// Command, when set, is a serialize binary run for each ask as the Ioto agent's
+	// command mode runs it, instead of an HTTP request: SERIALBOX_URL is the jig's
+	// URL, SERIALBOX_HWID the device's hwid, and the whole output is the id.
+	Command string
 }
 
 // Ack is one UCI acknowledged to a device.
@@ -142,6 +158,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Retries > 0 && !cfg.Identities {
 		return nil, errors.New("repeat asks need identities: without one every request is a new device")
 	}
+	if cfg.Command != "" && (cfg.Product == "" || !cfg.Identities) {
+		return nil, errors.New("command mode needs a product (the agent passes its own) and identities (serialize would read this machine's, which every simulated device would share)")
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
@@ -166,6 +185,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	var next atomic.Int64 // devices started, for Count
+	pace := newPacer(cfg.Rate, cfg.Poisson)
 	jigs := make([]*jig, cfg.Jigs)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -178,6 +198,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 					return
 				}
 				if cfg.Count > 0 && next.Add(1) > int64(cfg.Count) {
+					return
+				}
+				if !pace.wait(soft) {
 					return
 				}
 				j.device(ctx, soft)
@@ -264,13 +287,13 @@ func (j *jig) device(ctx, soft context.Context) {
 	}
 	body := j.body
 
-	uci, ok := j.ask(ctx, soft, body)
+	uci, ok := j.ask(ctx, soft, body, obj.HWID)
 	if !ok {
 		return
 	}
 	j.acks = append(j.acks, Ack{UCI: uci, HWID: obj.HWID})
 	for range j.cfg.Retries {
-		again, ok := j.ask(ctx, soft, body)
+		again, ok := j.ask(ctx, soft, body, obj.HWID)
 		if !ok {
 			return
 		}
@@ -284,13 +307,18 @@ func (j *jig) device(ctx, soft context.Context) {
 
 // ask posts body until an answer with an id comes back, pausing RetryDelay after
 // each failure. It gives up only when the run ends.
-func (j *jig) ask(ctx, soft context.Context, body []byte) (string, bool) {
+func (j *jig) ask(ctx, soft context.Context, body []byte, hwid string) (string, bool) {
 	for {
 		if soft.Err() != nil {
 			return "", false
 		}
 		t0 := time.Now()
-		uci, code := j.post(ctx, body)
+		var uci, code string
+		if j.cfg.Command != "" {
+			uci, code = j.runCommand(ctx, hwid)
+		} else {
+			uci, code = j.post(ctx, body)
+		}
 		took := time.Since(t0)
 		if code != "" && ctx.Err() != nil {
 			// Cancelled from outside (interrupt): neither an answer nor the appliance's fault.
@@ -354,4 +382,81 @@ func (j *jig) post(ctx context.Context, body []byte) (uci, code string) {
 		return "", CodeNoID
 	}
 	return *a.ID, ""
+}
+
+// runCommand runs the serialize binary once as the agent's command mode does and
+// returns the id, or the code of the failure. The agent stores stdout and stderr
+// together, untrimmed: anything but exactly a UCI would be stored as a wrong id.
+func (j *jig) runCommand(ctx context.Context, hwid string) (uci, code string) {
+	ctx, cancel := context.WithTimeout(ctx, j.cfg.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, j.cfg.Command, j.cfg.Product)
+	cmd.Env = append(os.Environ(), "SERIALBOX_URL="+j.url, "SERIALBOX_HWID="+hwid)
+	out, err := cmd.CombinedOutput()
+	switch {
+	case ctx.Err() != nil:
+		return "", CodeTimeout
+	case err != nil:
+		return "", CodeCommandFailed
+	case !canonicalUCI(string(out)):
+		return "", CodeBadOutput
+	}
+	return string(out), ""
+}
+
+// canonicalUCI reports whether s is exactly 16 Crockford base32 symbols, upper case.
+func canonicalUCI(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789ABCDEFGHJKMNPQRSTVWXYZ", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// pacer spaces the starts of new devices over all jigs to a rate. A start that is
+// late (every jig was busy) does not make the following ones come in a burst.
+type pacer struct {
+	gap     time.Duration // mean time between starts; 0 = no pacing
+	poisson bool
+
+	mu   sync.Mutex
+	next time.Time
+}
+
+func newPacer(rate float64, poisson bool) *pacer {
+	if rate <= 0 {
+		return &pacer{}
+	}
+	return &pacer{gap: time.Duration(float64(time.Second) / rate), poisson: poisson}
+}
+
+// wait blocks until the next start is due; false when ctx ended first.
+func (p *pacer) wait(ctx context.Context) bool {
+	if p.gap == 0 {
+		return true
+	}
+	p.mu.Lock()
+	now := time.Now()
+	slot := p.next
+	if slot.Before(now) {
+		slot = now
+	}
+	gap := p.gap
+	if p.poisson {
+		gap = time.Duration(rand.ExpFloat64() * float64(p.gap))
+	}
+	p.next = slot.Add(gap)
+	p.mu.Unlock()
+	t := time.NewTimer(time.Until(slot))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -23,6 +23,13 @@
 //	--stations a,b,c     jig i adds ?station=<list[i % len]>
 //	--identities         each device carries a unique hwid jigsim-<run>-<jig>-<n>
 //	--retries K          ask K more times per device with the same identity (needs --identities)
+//	--rate N             start N new devices per second over all jigs (0: flat out)
+//	--arrivals A         with --rate: even (fixed gaps) or poisson (random gaps, the default)
+//	--mode M             http (the agent's URL mode, default) or command: run the
+//	                     serialize binary for every ask as the agent's command mode does
+//	                     and take its whole output as the id (implies --identities,
+//	                     passed as SERIALBOX_HWID; needs --product)
+//	--serialize PATH     the serialize binary for --mode command ("serialize" on PATH)
 //	--timeout D          per request (30s, like the agent)
 //	--retry-delay D      pause after a failed request (2s, like the agent)
 //	--run-id S           the <run> part of hwids (random)
@@ -37,8 +44,10 @@
 //
 // where ucis/s is distinct UCIs per second of the run and the latencies are those of
 // the successful requests. Failed requests are counted by the appliance's JSON error
-// code, or http_<status>, transport, timeout, no_id (200 without an id) and
-// identity_mismatch (an identity got two UCIs).
+// code, or http_<status>, transport, timeout, no_id (200 without an id),
+// identity_mismatch (an identity got two UCIs), and in command mode command_failed
+// (serialize exited non-zero) and bad_output (the output is not exactly a UCI, so the
+// agent would store a wrong id).
 //
 // Exit status: 0 all good; 1 a UCI was acknowledged twice, an identity got two UCIs, a
 // UCI is missing from the database, or the results could not be checked or written;
@@ -61,6 +70,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"slices"
 	"strings"
@@ -91,6 +101,9 @@ type options struct {
 	out         string
 	json        bool
 	allowRemote bool
+	arrivals    string
+	mode        string
+	serialize   string
 }
 
 func parseArgs(args []string, stderr io.Writer) (*options, error) {
@@ -105,6 +118,10 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.stations, "stations", "", "comma-separated stations; jig i uses station i % len")
 	fs.BoolVar(&o.cfg.Identities, "identities", false, "each device carries a unique hwid")
 	fs.IntVar(&o.cfg.Retries, "retries", 0, "ask this many more times per device with the same identity, as after a lost answer")
+	fs.Float64Var(&o.cfg.Rate, "rate", 0, "new devices per second over all jigs (0: as fast as the jigs go)")
+	fs.StringVar(&o.arrivals, "arrivals", "poisson", "with --rate: even or poisson")
+	fs.StringVar(&o.mode, "mode", "http", "http (URL mode) or command (run the serialize binary as the agent's command mode)")
+	fs.StringVar(&o.serialize, "serialize", "serialize", "the serialize binary for --mode command")
 	fs.DurationVar(&o.cfg.Timeout, "timeout", 30*time.Second, "per request")
 	fs.DurationVar(&o.cfg.RetryDelay, "retry-delay", 2*time.Second, "pause after a failed request")
 	fs.StringVar(&o.cfg.RunID, "run-id", "", "the run part of hwids (default random)")
@@ -121,6 +138,10 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.mode == "command" {
+		// Every simulated device has hardware of its own: give each its hwid.
+		o.cfg.Identities = true
 	}
 	switch {
 	case o.cfg.URL == "":
@@ -139,6 +160,22 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--timeout must be positive")
 	case o.cfg.RetryDelay < 0:
 		return nil, errors.New("--retry-delay must not be negative")
+	case o.cfg.Rate < 0 || math.IsNaN(o.cfg.Rate) || math.IsInf(o.cfg.Rate, 0):
+		return nil, errors.New("--rate must be a number of devices per second, 0 or more")
+	case o.arrivals != "even" && o.arrivals != "poisson":
+		return nil, fmt.Errorf("--arrivals %q: use even or poisson", o.arrivals)
+	case o.mode != "http" && o.mode != "command":
+		return nil, fmt.Errorf("--mode %q: use http or command", o.mode)
+	case o.mode == "command" && o.cfg.Product == "":
+		return nil, errors.New("--mode command needs --product: the agent runs serialize \"<product>\"")
+	}
+	o.cfg.Poisson = o.arrivals == "poisson"
+	if o.mode == "command" {
+		path, err := exec.LookPath(o.serialize)
+		if err != nil {
+			return nil, fmt.Errorf("--serialize: %v", err)
+		}
+		o.cfg.Command = path
 	}
 	if o.cfg.Count == 0 && o.cfg.Duration == 0 {
 		o.cfg.Duration = 10 * time.Second

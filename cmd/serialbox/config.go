@@ -71,14 +71,16 @@ type ProductConfig struct {
 
 // StationConfig is one [[stations]] entry.
 type StationConfig struct {
-	ID        string                `toml:"id"`
-	Name      string                `toml:"name"`
-	Product   string                `toml:"product"`    // product made here when a request names none
-	AutoBatch bool                  `toml:"auto_batch"` // open a batch automatically when none is open
-	BatchSize int                   `toml:"batch_size"` // planned size of automatic batches; 0 = no limit
-	Default   bool                  `toml:"default"`    // serves requests that name no station
-	Token     string                `toml:"token"`      // when set, jig requests must carry it
-	Printer   station.PrinterConfig `toml:"printer"`
+	ID        string `toml:"id"`
+	Name      string `toml:"name"`
+	Product   string `toml:"product"`    // product made here when a request names none
+	AutoBatch bool   `toml:"auto_batch"` // open a batch automatically when none is open
+	BatchSize int    `toml:"batch_size"` // planned size of automatic batches; 0 = no limit
+	Default   bool   `toml:"default"`    // serves requests that name no station
+	Token     string `toml:"token"`      // when set, jig requests must carry it
+	// RequireIdentity refuses jig requests without hwid, serial, mac or key.
+	RequireIdentity bool                  `toml:"require_identity"`
+	Printer         station.PrinterConfig `toml:"printer"`
 }
 
 // defaultConfig holds the values used where the file says nothing.
@@ -312,7 +314,7 @@ func (c *Config) Catalog() serializer.Catalog {
 	for _, s := range c.Stations {
 		cat.Stations = append(cat.Stations, serializer.Station{
 			ID: s.ID, Name: s.Name, ProductID: s.Product, AutoBatch: s.AutoBatch,
-			BatchSize: s.BatchSize, Default: s.Default, Token: s.Token,
+			BatchSize: s.BatchSize, Default: s.Default, Token: s.Token, RequireIdentity: s.RequireIdentity,
 		})
 	}
 	return cat
