@@ -29,6 +29,12 @@ const (
 	EINTERNAL         = "internal"          // a bug or an unexpected fault; details only in the log
 )
 
+// Error codes of requests refused before they reach the domain, by how they were sent.
+const (
+	EMETHOD      = "method_not_allowed"     // the path does not take this HTTP method
+	EUNSUPPORTED = "unsupported_media_type" // the body is of a kind the endpoint does not take (multipart)
+)
+
 // Error is the one error type the domain returns to its callers. Code is stable,
 // Message is written for the person at the line.
 type Error struct {

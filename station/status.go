@@ -7,19 +7,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"serialbox/serializer"
 )
 
-// Printer states reported in Status.State.
+// Printer states reported in Status.State; the domain defines them, so that the
+// operator page and the metrics name the same states without importing station.
 const (
-	StateReady      = "ready"       // can print
-	StatePaperOut   = "paper_out"   // out of labels
-	StateHeadOpen   = "head_open"   // print head or cover open
-	StatePaused     = "paused"      // paused by the operator
-	StateRibbonOut  = "ribbon_out"  // out of ribbon
-	StateBufferFull = "buffer_full" // receive buffer full
-	StateOffline    = "offline"     // cannot be reached
-	StateFaulted    = "faulted"     // reachable but not working (no reply, jam, error)
-	StateUnknown    = "unknown"     // not checked yet, or the printer reports nothing
+	StateReady      = serializer.PrinterReady      // can print
+	StatePaperOut   = serializer.PrinterPaperOut   // out of labels
+	StateHeadOpen   = serializer.PrinterHeadOpen   // print head or cover open
+	StatePaused     = serializer.PrinterPaused     // paused by the operator
+	StateRibbonOut  = serializer.PrinterRibbonOut  // out of ribbon
+	StateBufferFull = serializer.PrinterBufferFull // receive buffer full
+	StateOffline    = serializer.PrinterOffline    // cannot be reached
+	StateFaulted    = serializer.PrinterFaulted    // reachable but not working (no reply, jam, error)
+	StateUnknown    = serializer.PrinterUnknown    // not checked yet, or the printer reports nothing
 )
 
 // Status is what a printer says about itself, in the operator's words.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"crypto/subtle"
+	"mime"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -75,7 +76,8 @@ func (s *Server) loadSession(c echo.Context) bool {
 	}
 	sess, err := s.opts.Accounts.Session(c.Request().Context(), ck.Value)
 	if err != nil {
-		if serializer.ErrorCode(err) != serializer.EUNAUTHENTICATED {
+		// A client that hung up is no fault to log.
+		if serializer.ErrorCode(err) != serializer.EUNAUTHENTICATED && c.Request().Context().Err() == nil {
 			s.logger.Error("reading session", "err", err)
 		}
 		return false
@@ -85,11 +87,13 @@ func (s *Server) loadSession(c echo.Context) bool {
 	return true
 }
 
-// checkCSRF compares the request's CSRF token (header or form field) with the session's.
+// checkCSRF compares the request's CSRF token with the session's: the X-CSRF-Token
+// header, or on a page's form the csrf field of the body. Never the URL's query,
+// which ends up in logs, browser history and Referer headers.
 func checkCSRF(c echo.Context, sess serializer.Session) error {
 	got := c.Request().Header.Get(csrfHeader)
-	if got == "" && isForm(c.Request()) {
-		got = c.FormValue(csrfField)
+	if got == "" && isPage(c) {
+		got = formValue(c, csrfField)
 	}
 	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRF)) != 1 {
 		return serializer.Errorf(serializer.EFORBIDDEN, "the form's security token is missing or out of date: reload the page and try again")
@@ -97,9 +101,67 @@ func checkCSRF(c echo.Context, sess serializer.Session) error {
 	return nil
 }
 
+// isForm reports whether the request body is a URL-encoded form, the only kind of
+// form the pages send.
 func isForm(r *http.Request) bool {
-	ct := r.Header.Get(echo.HeaderContentType)
-	return strings.HasPrefix(ct, echo.MIMEApplicationForm) || strings.HasPrefix(ct, echo.MIMEMultipartForm)
+	mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	return mt == echo.MIMEApplicationForm
+}
+
+// parseForm reads a page's form from the request body (already bounded by limitBody).
+// Only r.ParseForm is used: echo's FormValue would parse multipart bodies and mix
+// the URL's query into the form.
+func parseForm(c echo.Context) error {
+	r := c.Request()
+	if !isForm(r) {
+		r.PostForm = url.Values{}
+		return nil
+	}
+	if err := r.ParseForm(); err != nil {
+		if lb, ok := r.Body.(*limitedBody); ok && lb.exceeded {
+			return serializer.Errorf(serializer.ETOOLARGE, "the form is over %d KiB", maxRequestBody>>10)
+		}
+		return serializer.Errorf(serializer.EINVALID, "the form could not be read: %v", err)
+	}
+	return nil
+}
+
+// formValue returns a field of the form in the request body, never one of the URL's
+// query; "" when the request carries no form.
+func formValue(c echo.Context, name string) string {
+	r := c.Request()
+	if r.PostForm == nil {
+		if parseForm(c) != nil {
+			return ""
+		}
+	}
+	return r.PostForm.Get(name)
+}
+
+// urlSecrets are query parameters that would carry a credential in the URL, where
+// access logs, browser history and Referer headers keep it.
+var urlSecrets = []string{"password", "csrf", "api_key", "apikey", "access_token", "session", sessionCookie, "token"}
+
+// jigRoutes take the station token as ?token=: the Ioto agent can only be given a URL.
+var jigRoutes = map[string]bool{"/ioto/serialize": true, "/api/v1/serialize": true}
+
+// noCredentialsInURL refuses requests that carry a password, CSRF token, API key or
+// session in the URL's query: operators' credentials are taken only from the body
+// (forms) or headers (Authorization, X-CSRF-Token, the session cookie). The jig
+// endpoints keep ?token= for the station token.
+func noCredentialsInURL(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		q := c.Request().URL.Query()
+		for _, name := range urlSecrets {
+			if name == "token" && jigRoutes[c.Path()] {
+				continue
+			}
+			if _, ok := q[name]; ok {
+				return serializer.Errorf(serializer.EINVALID, "%q was sent in the address: credentials are taken only from the form or the request headers (Authorization: Bearer, X-CSRF-Token), never from the URL, which logs and browser history keep", name)
+			}
+		}
+		return next(c)
+	}
 }
 
 // checkRole refuses an operator whose role does not allow what need requires.

@@ -20,9 +20,6 @@ type Stats interface {
 	DBSize() (int64, error)
 }
 
-// printerStates are the states a station's printer can be in, one gauge each.
-var printerStates = []string{"ready", "paper_out", "head_open", "paused", "ribbon_out", "buffer_full", "offline", "faulted", "unknown"}
-
 // metrics are the appliance's Prometheus metrics, in a registry of the Server's own.
 type metrics struct {
 	reg     *prometheus.Registry
@@ -100,7 +97,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if s.opts.Printers != nil {
 			if p, ok := s.opts.Printers.Printer(st.ID); ok {
-				for _, state := range printerStates {
+				for _, state := range serializer.PrinterStates {
 					v := 0.0
 					if p.State == state {
 						v = 1

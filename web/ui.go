@@ -246,8 +246,9 @@ func (s *Server) fillPage(c echo.Context, d *pageData) {
 		d.CSRF = sess.CSRF
 	}
 	if d.Alerts == nil {
-		_, alerts, err := s.lineSnapshot(c.Request().Context())
-		if err != nil {
+		ctx := c.Request().Context()
+		_, alerts, err := s.lineSnapshot(ctx)
+		if err != nil && ctx.Err() == nil {
 			s.logger.Error("reading the line for the banner", "err", err)
 		}
 		d.Alerts = alerts

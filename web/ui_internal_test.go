@@ -98,10 +98,19 @@ func TestLoginLimiter(t *testing.T) {
 }
 
 func TestPrinterWords(t *testing.T) {
-	for state, want := range map[string]words{
-		"ready": {"Ready", "ok"}, "paper_out": {"Paper out", "fault"}, "head_open": {"Head open", "fault"},
-		"offline": {"Offline", "fault"}, "paused": {"Paused", "warn"}, "unknown": {"No status", "idle"}, "": {"No status", "idle"},
-	} {
+	want := map[string]words{
+		serializer.PrinterReady: {"Ready", "ok"}, serializer.PrinterPaperOut: {"Paper out", "fault"},
+		serializer.PrinterHeadOpen: {"Head open", "fault"}, serializer.PrinterPaused: {"Paused", "warn"},
+		serializer.PrinterRibbonOut: {"Ribbon out", "fault"}, serializer.PrinterBufferFull: {"Busy", "warn"},
+		serializer.PrinterOffline: {"Offline", "fault"}, serializer.PrinterFaulted: {"Fault", "fault"},
+		serializer.PrinterUnknown: {"No status", "idle"}, "": {"No status", "idle"},
+	}
+	for _, state := range serializer.PrinterStates {
+		if _, ok := want[state]; !ok {
+			t.Errorf("printer state %q has no words in this test", state)
+		}
+	}
+	for state, want := range want {
 		if got := printerWords(state); got != want {
 			t.Errorf("printerWords(%q) = %v, want %v", state, got, want)
 		}

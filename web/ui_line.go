@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -57,21 +58,21 @@ type words struct {
 // printerWords says a printer state in words, and how alarming it is.
 func printerWords(state string) words {
 	switch state {
-	case "ready":
+	case serializer.PrinterReady:
 		return words{"Ready", "ok"}
-	case "paper_out":
+	case serializer.PrinterPaperOut:
 		return words{"Paper out", "fault"}
-	case "head_open":
+	case serializer.PrinterHeadOpen:
 		return words{"Head open", "fault"}
-	case "paused":
+	case serializer.PrinterPaused:
 		return words{"Paused", "warn"}
-	case "ribbon_out":
+	case serializer.PrinterRibbonOut:
 		return words{"Ribbon out", "fault"}
-	case "buffer_full":
+	case serializer.PrinterBufferFull:
 		return words{"Busy", "warn"}
-	case "offline":
+	case serializer.PrinterOffline:
 		return words{"Offline", "fault"}
-	case "faulted":
+	case serializer.PrinterFaulted:
 		return words{"Fault", "fault"}
 	default:
 		return words{"No status", "idle"}
@@ -116,11 +117,12 @@ const rateWindow = 15 * time.Minute
 // recentDevices is how many of a station's newest devices the line view lists.
 const recentDevices = 8
 
-// lineSnapshot reads the line as it is now, and the trouble the banner shows.
+// lineSnapshot reads the line as it is now, and the trouble the banner shows (never
+// nil, so that fillPage does not read it again).
 func (s *Server) lineSnapshot(ctx context.Context) (lineView, []alert, error) {
 	var (
 		view   lineView
-		alerts []alert
+		alerts = []alert{}
 	)
 	open, err := s.svc.Batches(ctx, serializer.BatchFilter{State: serializer.BatchOpen})
 	if err != nil {
@@ -243,12 +245,9 @@ const (
 	eventsKeepAlive = 15 * time.Second
 )
 
-// lineFragments renders the parts of a page that live updates replace.
-func (s *Server) lineFragments(c echo.Context) (map[string]string, error) {
-	view, alerts, err := s.lineSnapshot(c.Request().Context())
-	if err != nil {
-		return nil, err
-	}
+// lineFragments renders the parts of a page that live updates replace, from a
+// snapshot of the line, for the stream's visitor (forms only for a logged-in one).
+func (s *Server) lineFragments(c echo.Context, view lineView, alerts []alert) (map[string]string, error) {
 	d := pageData{Alerts: alerts, Data: view}
 	s.fillPage(c, &d)
 	out := map[string]string{}
@@ -262,9 +261,101 @@ func (s *Server) lineFragments(c echo.Context) (map[string]string, error) {
 	return out, nil
 }
 
+// lineFeed reads the line once per eventsPoll while live streams are open and hands
+// the same snapshot to all of them, so that a hundred wall screens cost one read.
+type lineFeed struct {
+	s *Server
+
+	mu      sync.Mutex
+	streams int                // live streams served now
+	snap    *lineSnap          // the newest snapshot; nil until the first is read
+	fresh   chan struct{}      // closed when a newer snapshot replaces snap
+	stop    context.CancelFunc // ends the reading loop; nil while no stream is open
+}
+
+// lineSnap is the line as read at one moment.
+type lineSnap struct {
+	view   lineView
+	alerts []alert
+	err    error
+}
+
+func newLineFeed(s *Server) *lineFeed { return &lineFeed{s: s, fresh: make(chan struct{})} }
+
+// join admits one more stream and reports whether it may go ahead: false when
+// MaxEventStreams are open already.
+func (f *lineFeed) join() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.streams >= f.s.opts.MaxEventStreams {
+		return false
+	}
+	f.streams++
+	if f.stop == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		f.stop, f.snap = cancel, nil // a snapshot from before the pause is stale
+		go f.run(ctx)
+	}
+	return true
+}
+
+// leave lets a stream go; the last one to leave stops the reading.
+func (f *lineFeed) leave() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.streams--
+	if f.streams == 0 && f.stop != nil {
+		f.stop()
+		f.stop = nil
+	}
+}
+
+// current returns the newest snapshot (nil before the first) and a channel that is
+// closed when a newer one is out.
+func (f *lineFeed) current() (*lineSnap, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap, f.fresh
+}
+
+// run reads the line at once and then every eventsPoll until ctx ends.
+func (f *lineFeed) run(ctx context.Context) {
+	tick := time.NewTicker(eventsPoll)
+	defer tick.Stop()
+	var failing bool
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		view, alerts, err := f.s.lineSnapshot(rctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !failing {
+			f.s.logger.Error("live line view: reading the line", "err", err)
+		}
+		failing = err != nil
+		f.mu.Lock()
+		f.snap = &lineSnap{view: view, alerts: alerts, err: err}
+		close(f.fresh)
+		f.fresh = make(chan struct{})
+		f.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // events streams the line view and the trouble banner as Server-Sent Events: a
 // snapshot whenever it changes, a comment now and then to keep the connection open.
+// At most MaxEventStreams are served at once; one more is answered 503.
 func (s *Server) events(c echo.Context) error {
+	if !s.feed.join() {
+		c.Response().Header().Set("Retry-After", "30")
+		return serializer.Errorf(serializer.EUNAVAILABLE, "%d live line views are open, the most this appliance serves (max_event_streams): close one on another screen, or raise the limit", s.opts.MaxEventStreams)
+	}
+	defer s.feed.leave()
 	w := c.Response()
 	// The stream outlives the server's write timeout, which is meant for requests.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
@@ -277,27 +368,29 @@ func (s *Server) events(c echo.Context) error {
 	w.Flush()
 
 	ctx := c.Request().Context()
-	poll, alive := time.NewTicker(eventsPoll), time.NewTicker(eventsKeepAlive)
-	defer poll.Stop()
+	alive := time.NewTicker(eventsKeepAlive)
 	defer alive.Stop()
 	var last []byte
+	snap, fresh := s.feed.current()
 	for {
-		// A session may end while the stream runs; its forms must then go.
-		c.Set(ctxOperator, nil)
-		c.Set(ctxSession, nil)
-		s.loadSession(c)
-		frags, err := s.lineFragments(c)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		if snap != nil && snap.err == nil {
+			// A session may end while the stream runs; its forms must then go.
+			c.Set(ctxOperator, nil)
+			c.Set(ctxSession, nil)
+			s.loadSession(c)
+			frags, err := s.lineFragments(c, snap.view, snap.alerts)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.logger.Error("live line view: rendering", "err", err)
+			} else if data, _ := json.Marshal(frags); !bytes.Equal(data, last) {
+				last = data
+				if _, err := fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", data); err != nil {
+					return nil
+				}
+				w.Flush()
 			}
-			s.logger.Error("live line view", "err", err)
-		} else if data, _ := json.Marshal(frags); !bytes.Equal(data, last) {
-			last = data
-			if _, err := fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", data); err != nil {
-				return nil
-			}
-			w.Flush()
 		}
 		select {
 		case <-ctx.Done():
@@ -309,7 +402,8 @@ func (s *Server) events(c echo.Context) error {
 				return nil
 			}
 			w.Flush()
-		case <-poll.C:
+		case <-fresh:
+			snap, fresh = s.feed.current()
 		}
 	}
 }

@@ -41,11 +41,18 @@ func (s *Server) pageRoutes(e *echo.Echo) {
 	e.POST("/config/reload", s.reloadForm, s.pageContext, sup)
 }
 
-// pageContext marks a request as a page request (errors become pages) and loads the
-// operator's session when there is one.
+// pageContext marks a request as a page request (errors become pages), reads the
+// form a page sent, and loads the operator's session when there is one. The form is
+// read whole (at most maxRequestBody) before any handler looks at a field of it, so
+// that no action runs on a form cut short.
 func (s *Server) pageContext(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Set(ctxPage, true)
+		if unsafeMethod(c.Request().Method) {
+			if err := parseForm(c); err != nil {
+				return err
+			}
+		}
 		s.loadSession(c)
 		return next(c)
 	}
@@ -87,7 +94,7 @@ func (s *Server) loginPage(c echo.Context) error {
 }
 
 func (s *Server) login(c echo.Context) error {
-	form := loginForm{Name: strings.TrimSpace(c.FormValue("name")), Next: safeNext(c.FormValue("next"))}
+	form := loginForm{Name: strings.TrimSpace(formValue(c, "name")), Next: safeNext(formValue(c, "next"))}
 	refuse := func(status int, msg string) error {
 		return s.render(c, status, "login", pageData{Title: "Log in", Error: msg, Data: form})
 	}
@@ -99,7 +106,7 @@ func (s *Server) login(c echo.Context) error {
 		return refuse(http.StatusServiceUnavailable, "No operator accounts are set up on this appliance.")
 	}
 	ctx := c.Request().Context()
-	o, err := s.opts.Accounts.Login(ctx, form.Name, c.FormValue("password"), addr.String())
+	o, err := s.opts.Accounts.Login(ctx, form.Name, formValue(c, "password"), addr.String())
 	if err != nil {
 		if serializer.ErrorCode(err) == serializer.EINTERNAL {
 			return err
@@ -171,7 +178,7 @@ func parsePlanned(s string) (int, error) {
 }
 
 func (s *Server) openBatchForm(c echo.Context) error {
-	form := openForm{Station: strings.TrimSpace(c.FormValue("station")), Product: strings.TrimSpace(c.FormValue("product")), Planned: strings.TrimSpace(c.FormValue("planned"))}
+	form := openForm{Station: strings.TrimSpace(formValue(c, "station")), Product: strings.TrimSpace(formValue(c, "product")), Planned: strings.TrimSpace(formValue(c, "planned"))}
 	planned, err := parsePlanned(form.Planned)
 	if err == nil {
 		var b serializer.Batch
@@ -242,7 +249,7 @@ func (s *Server) batchAction(c echo.Context, do func(id int64) (string, error)) 
 		if serializer.ErrorCode(err) == serializer.EINTERNAL {
 			return err
 		}
-		return s.renderBatch(c, statusOf(serializer.ErrorCode(err)), serializer.ErrorMessage(err), c.FormValue("reason"))
+		return s.renderBatch(c, statusOf(serializer.ErrorCode(err)), serializer.ErrorMessage(err), formValue(c, "reason"))
 	}
 	s.setFlash(c, done)
 	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/batches/%d", id))
@@ -250,14 +257,14 @@ func (s *Server) batchAction(c echo.Context, do func(id int64) (string, error)) 
 
 func (s *Server) closeBatchForm(c echo.Context) error {
 	return s.batchAction(c, func(id int64) (string, error) {
-		b, err := s.svc.CloseBatch(c.Request().Context(), id, actor(c), strings.TrimSpace(c.FormValue("reason")))
+		b, err := s.svc.CloseBatch(c.Request().Context(), id, actor(c), strings.TrimSpace(formValue(c, "reason")))
 		return fmt.Sprintf("Batch %d is closed: %d issued, %d voided.", b.ID, b.Counts.Issued, b.Counts.Voided), err
 	})
 }
 
 func (s *Server) batchLabelForm(c echo.Context) error {
 	return s.batchAction(c, func(id int64) (string, error) {
-		j, err := s.svc.BatchLabel(c.Request().Context(), id, "", actor(c), strings.TrimSpace(c.FormValue("reason")))
+		j, err := s.svc.BatchLabel(c.Request().Context(), id, "", actor(c), strings.TrimSpace(formValue(c, "reason")))
 		return fmt.Sprintf("The batch label is queued at station %s (label job %d).", j.StationID, j.ID), err
 	})
 }
@@ -376,7 +383,7 @@ func (s *Server) deviceAction(c echo.Context, form deviceForm, do func(serialize
 }
 
 func (s *Server) reprintForm(c echo.Context) error {
-	form := deviceForm{ReprintReason: c.FormValue("reason"), Station: strings.TrimSpace(c.FormValue("station"))}
+	form := deviceForm{ReprintReason: formValue(c, "reason"), Station: strings.TrimSpace(formValue(c, "station"))}
 	return s.deviceAction(c, form, func(uci serializer.UCI) (string, error) {
 		j, err := s.svc.Reprint(c.Request().Context(), uci, form.Station, actor(c), form.ReprintReason)
 		return fmt.Sprintf("Reprint of %s queued at station %s (label job %d).", uci.Grouped(), j.StationID, j.ID), err
@@ -384,7 +391,7 @@ func (s *Server) reprintForm(c echo.Context) error {
 }
 
 func (s *Server) voidForm(c echo.Context) error {
-	form := deviceForm{VoidReason: c.FormValue("reason")}
+	form := deviceForm{VoidReason: formValue(c, "reason")}
 	return s.deviceAction(c, form, func(uci serializer.UCI) (string, error) {
 		_, err := s.svc.Void(c.Request().Context(), uci, actor(c), form.VoidReason)
 		return fmt.Sprintf("Claim ID %s is voided.", uci.Grouped()), err
@@ -443,7 +450,7 @@ func (s *Server) renderVerify(c echo.Context, status int, batch string, res *ver
 }
 
 func (s *Server) verifyForm(c echo.Context) error {
-	batch, scan := strings.TrimSpace(c.FormValue("batch")), strings.TrimSpace(c.FormValue("scan"))
+	batch, scan := strings.TrimSpace(formValue(c, "batch")), strings.TrimSpace(formValue(c, "scan"))
 	id, err := strconv.ParseInt(batch, 10, 64)
 	if err != nil || id < 1 {
 		return s.renderVerify(c, http.StatusBadRequest, "", &verifyResult{Scan: scan, Title: "Pick a batch first", Message: "Choose the batch whose labels you check, then scan."})
@@ -488,8 +495,8 @@ func (s *Server) resolveForm(c echo.Context) error {
 	if err != nil || id < 1 {
 		return serializer.Errorf(serializer.EINVALID, "label job %q is not a job number", c.Param("id"))
 	}
-	action := serializer.JobAction(c.FormValue("action"))
-	reason := strings.TrimSpace(c.FormValue("reason"))
+	action := serializer.JobAction(formValue(c, "action"))
+	reason := strings.TrimSpace(formValue(c, "reason"))
 	if reason == "" {
 		switch action {
 		case serializer.JobResend:
@@ -507,5 +514,5 @@ func (s *Server) resolveForm(c echo.Context) error {
 		what = "is recorded as printed"
 	}
 	s.setFlash(c, fmt.Sprintf("Label job %d %s.", j.ID, what))
-	return c.Redirect(http.StatusSeeOther, safeNext(c.FormValue("next")))
+	return c.Redirect(http.StatusSeeOther, safeNext(formValue(c, "next")))
 }

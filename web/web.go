@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -28,6 +30,14 @@ const MaxJigBody = 64 << 10
 
 // maxAPIBody bounds the body of the other API calls.
 const maxAPIBody = 64 << 10
+
+// maxRequestBody bounds every request body, forms included, before anything reads
+// it: no endpoint takes more, so a larger upload is refused without costing memory.
+const maxRequestBody = 64 << 10
+
+// DefaultMaxEventStreams is how many live line views (GET /events) are served at once
+// unless Options say otherwise.
+const DefaultMaxEventStreams = 64
 
 // Pinger reports whether the database answers.
 type Pinger interface {
@@ -51,7 +61,10 @@ type Options struct {
 	Stats Stats
 	// Reload reads the configuration again (POST /api/v1/config/reload); nil refuses.
 	Reload func(ctx context.Context, actor string) error
-	Logger *slog.Logger
+	// MaxEventStreams caps the live line views (GET /events) served at once; further
+	// ones are answered 503. 0 means DefaultMaxEventStreams.
+	MaxEventStreams int
+	Logger          *slog.Logger
 }
 
 // Server serves the jig and operator APIs.
@@ -70,6 +83,7 @@ type Server struct {
 
 	closing   chan struct{} // closed when live event streams must end
 	closeOnce sync.Once
+	feed      *lineFeed // the line snapshot shared by every live stream
 }
 
 // CloseStreams ends the live event streams (GET /events), so that a graceful
@@ -83,18 +97,26 @@ func New(svc *serializer.Service, opts Options) *Server {
 	}
 	s := &Server{svc: svc, opts: opts, logger: opts.Logger, echo: echo.New(), ui: mustUI(),
 		logins: newLoginLimiter(20, 5*time.Minute), closing: make(chan struct{}), tokenAudits: map[string]time.Time{}}
+	if s.opts.MaxEventStreams <= 0 {
+		s.opts.MaxEventStreams = DefaultMaxEventStreams
+	}
+	s.feed = newLineFeed(s)
 	s.SetAllow(opts.Allow)
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
 	e.Use(s.lanOnly)
+	e.Use(limitBody)
+	e.Use(noCredentialsInURL)
 	e.Use(securityHeaders)
 
 	s.metrics = newMetrics(s)
-	e.GET("/healthz", s.health)
-	e.GET("/readyz", s.ready)
-	e.GET("/metrics", s.metricsHandler())
+	// Monitoring may ask with HEAD: the same answer without its body.
+	getOrHead := []string{http.MethodGet, http.MethodHead}
+	e.Match(getOrHead, "/healthz", s.health, headless)
+	e.Match(getOrHead, "/readyz", s.ready, headless)
+	e.Match(getOrHead, "/metrics", s.metricsHandler(), headless)
 
 	// The jig endpoints keep their own station token rules.
 	e.POST("/ioto/serialize", s.iotoSerialize, s.timed("ioto"))
@@ -155,6 +177,10 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case serializer.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
+	case serializer.EMETHOD:
+		return http.StatusMethodNotAllowed
+	case serializer.EUNSUPPORTED:
+		return http.StatusUnsupportedMediaType
 	case serializer.EUNKNOWNPRODUCT, serializer.EUNKNOWNSTATION, serializer.EIDENTITYREQUIRED:
 		return http.StatusUnprocessableEntity
 	case serializer.ENOBATCH, serializer.EBATCHFULL, serializer.EMISMATCH, serializer.ECONFLICT, serializer.EVOIDED,
@@ -183,8 +209,20 @@ func (s *Server) handleError(err error, c echo.Context) {
 		// Errors from echo itself (routing, method) keep their status.
 		code, message, status = echoErrorCode(he), fmt.Sprint(he.Message), he.Code
 	}
-	s.metrics.errors.WithLabelValues(code).Inc()
 	r := c.Request()
+	if lb, ok := r.Body.(*limitedBody); ok && lb.exceeded {
+		// However the handler reported it, a body cut off at the limit is too large.
+		code, status = serializer.ETOOLARGE, http.StatusRequestEntityTooLarge
+		message = fmt.Sprintf("request body is over %d KiB; at most %d bytes are accepted", lb.limit>>10, lb.limit)
+	}
+	if code == serializer.EINTERNAL && errors.Is(r.Context().Err(), context.Canceled) {
+		// The client hung up (a closed browser tab, a jig that gave up): no fault of
+		// the appliance, and nobody is left to read an answer.
+		s.metrics.errors.WithLabelValues(codeCanceled).Inc()
+		s.logger.Debug("client went away", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	s.metrics.errors.WithLabelValues(code).Inc()
 	if status >= 500 {
 		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
 	} else {
@@ -206,7 +244,11 @@ func echoErrorCode(he *echo.HTTPError) string {
 	switch he.Code {
 	case http.StatusNotFound:
 		return serializer.ENOTFOUND
-	case http.StatusMethodNotAllowed, http.StatusBadRequest, http.StatusUnsupportedMediaType:
+	case http.StatusMethodNotAllowed:
+		return serializer.EMETHOD
+	case http.StatusUnsupportedMediaType:
+		return serializer.EUNSUPPORTED
+	case http.StatusBadRequest:
 		return serializer.EINVALID
 	case http.StatusRequestEntityTooLarge:
 		return serializer.ETOOLARGE
@@ -220,6 +262,65 @@ func echoErrorCode(he *echo.HTTPError) string {
 		return serializer.EINTERNAL
 	}
 }
+
+// codeCanceled counts, in serialbox_errors_total, the requests whose client hung up
+// before the answer: not a fault, and never answered.
+const codeCanceled = "canceled"
+
+// limitedBody is a request body cut off at limit bytes; exceeded records that the
+// client sent more, whatever the handler that read it made of the error.
+type limitedBody struct {
+	io.ReadCloser
+	limit    int64
+	exceeded bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		b.exceeded = true
+	}
+	return n, err
+}
+
+// limitBody enforces maxRequestBody on every request before anything reads or parses
+// the body: a declared length over it is refused at once, a body without one is cut
+// off at the limit. Multipart bodies are refused unread: no endpoint takes uploads,
+// and parsing one would spill it into memory and temporary files.
+func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength > maxRequestBody {
+			return serializer.Errorf(serializer.ETOOLARGE, "request body is %d bytes; at most %d KiB are accepted", r.ContentLength, maxRequestBody>>10)
+		}
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); strings.HasPrefix(mt, "multipart/") {
+			return serializer.Errorf(serializer.EUNSUPPORTED, "%s bodies are not accepted here: send a form (application/x-www-form-urlencoded) or JSON", mt)
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			// The net/http writer, not echo's wrapper, so that the server also closes
+			// the connection instead of reading the rest of an oversized body.
+			r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(c.Response().Writer, r.Body, maxRequestBody), limit: maxRequestBody}
+		}
+		return next(c)
+	}
+}
+
+// headless answers HEAD requests as GET without writing the body.
+func headless(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().Method == http.MethodHead {
+			res := c.Response()
+			res.Writer = bodiless{res.Writer}
+		}
+		return next(c)
+	}
+}
+
+// bodiless drops what is written as a body; status and headers go through.
+type bodiless struct{ http.ResponseWriter }
+
+func (b bodiless) Write(p []byte) (int, error) { return len(p), nil }
 
 func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
 	s.logger.Error("panic serving request", "path", c.Request().URL.Path, "err", err, "stack", string(stack))

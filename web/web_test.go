@@ -188,7 +188,7 @@ func TestIotoSerializeErrors(t *testing.T) {
 		{"header key names another unit", "/ioto/serialize", `{"hwid":"UNIT-B"}`, []string{"Idempotency-Key", "line1"}, 409, serializer.ECONFLICT},
 		{"structured body null", "/api/v1/serialize", `null`, nil, 400, serializer.EMALFORMED},
 		{"structured key names another unit", "/api/v1/serialize", `{"key":"line1","serial":"S-B"}`, nil, 409, serializer.ECONFLICT},
-		{"GET", "/ioto/serialize", ``, nil, 405, serializer.EINVALID},
+		{"GET", "/ioto/serialize", ``, nil, 405, serializer.EMETHOD},
 		{"no such path", "/ioto/serialise", `{}`, nil, 404, serializer.ENOTFOUND},
 		{"public source", "/ioto/serialize", `{}`, []string{"RemoteAddr", "203.0.113.7:4000"}, 403, serializer.EFORBIDDEN},
 	} {

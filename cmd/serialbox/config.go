@@ -47,6 +47,8 @@ type Config struct {
 	TLS TLSConfig `toml:"tls"`
 	// PregenMax is the most UCIs one pre-generation (API or serialbox pregen) may ask for.
 	PregenMax int `toml:"pregen_max"`
+	// MaxEventStreams caps the live line views (GET /events) served at once; 0 = web's default.
+	MaxEventStreams int `toml:"max_event_streams"`
 
 	// Source says where the configuration came from, for the start-up log.
 	Source string `toml:"-"`
@@ -181,6 +183,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PregenMax < 0 || c.PregenMax > serializer.MaxBatchSize {
 		return fmt.Errorf("pregen_max: %d is out of range (1 to %d)", c.PregenMax, serializer.MaxBatchSize)
+	}
+	if c.MaxEventStreams < 0 {
+		return fmt.Errorf("max_event_streams: %d is negative (0 for the default, %d)", c.MaxEventStreams, web.DefaultMaxEventStreams)
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)

@@ -121,6 +121,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	handler := web.New(svc, web.Options{
 		Allow: allow, DB: db, Queue: db, Printers: views,
 		Accounts: accounts, Line: db, Stats: db, Reload: reload.Reload, Logger: logger.With("component", "web"),
+		MaxEventStreams: cfg.MaxEventStreams,
 	})
 	reload.web = handler
 

@@ -18,7 +18,12 @@
       if (live) { live.className = "live on"; live.dataset.at = String(Date.now()); }
     });
     es.addEventListener("open", function () { if (live) live.className = "live on"; });
-    es.addEventListener("error", function () { if (live) live.className = "live off"; });
+    es.addEventListener("error", function () {
+      if (live) live.className = "live off";
+      // A refused stream (503: too many live views open) is not retried by the
+      // browser; ask again later.
+      if (es.readyState === EventSource.CLOSED) setTimeout(connect, 30000);
+    });
   }
 
   // A barcode scanner types into whatever has focus: keep the scan field focused
