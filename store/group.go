@@ -183,6 +183,11 @@ func (db *DB) commitGroup(group []*issueRequest) {
 			switch {
 			case err == nil:
 				results[i].issued = issued
+				if db.events.Load() && !issued.Existing {
+					if err := insertIssuedEvent(ctx, tx, now, issued); err != nil {
+						return err
+					}
+				}
 			case errors.As(err, &domain):
 				results[i].err = err
 				if _, err := tx.ExecContext(ctx, qRollbackTo); err != nil {

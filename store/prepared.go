@@ -11,7 +11,7 @@ import (
 // connection takes that work off the issuance path.
 var preparedQueries = []string{
 	qIdentityUCI, qDeviceByUCI, qInsertIdentity, qOpenBatch, qInsertDevice, qInsertDeviceJob, qCountIssued,
-	qSavepoint, qRollbackTo, qRelease, qPregenInsert,
+	qSavepoint, qRollbackTo, qRelease, qPregenInsert, qInsertEvent,
 }
 
 func (db *DB) prepare(ctx context.Context) error {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,6 +54,8 @@ type DB struct {
 	stats         GroupStats
 
 	prepared map[string]*sql.Stmt // hot write statements, prepared on the writer connection
+
+	events atomic.Bool // the event outbox is on: issued devices are recorded in it (events.go)
 
 	freeDisk func() (uint64, error) // free bytes on the data volume
 }
