@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -18,6 +19,49 @@ type Stats interface {
 	SyncStates(ctx context.Context) (map[string]map[string]int, error)
 	// DBSize returns the bytes the database files take on disk.
 	DBSize() (int64, error)
+}
+
+// Offsite reports what leaves the box: the database's replica and the event broker.
+type Offsite interface {
+	OffsiteStatus() OffsiteStatus
+}
+
+// OffsiteStatus is the state of the replica and the broker; nil parts are not configured.
+type OffsiteStatus struct {
+	Replica *ReplicaStatus
+	Broker  *BrokerStatus
+}
+
+// ReplicaStatus is the state of the database's continuous replica.
+type ReplicaStatus struct {
+	URL       string        // where the replica is, without secrets
+	Lag       time.Duration // how far the replica is behind the database
+	Limit     time.Duration // a lag above this raises the banner
+	Running   bool          // the replication process is running
+	LastError string        // why it is not running or not syncing, if known
+}
+
+// LagText is the lag for a person: "0.4 s", "12 s", "3m20s".
+func (r *ReplicaStatus) LagText() string {
+	switch {
+	case r.Lag < 10*time.Second:
+		return fmt.Sprintf("%.1f s", r.Lag.Seconds())
+	case r.Lag < time.Minute:
+		return fmt.Sprintf("%d s", int(r.Lag.Seconds()))
+	}
+	return r.Lag.Round(time.Second).String()
+}
+
+// Behind reports whether the replica is further behind than its limit.
+func (r *ReplicaStatus) Behind() bool { return !r.Running || r.Lag > r.Limit }
+
+// BrokerStatus is the state of the connection to the event broker.
+type BrokerStatus struct {
+	URL       string
+	Connected bool
+	Published int64 // newest event the broker acknowledged
+	Backlog   int64 // events waiting to be sent
+	LastError string
 }
 
 // metrics are the appliance's Prometheus metrics, in a registry of the Server's own.
@@ -70,13 +114,44 @@ var (
 	descPrinted = prometheus.NewDesc("serialbox_labels_printed_total", "Labels the station's printer took whole since start.", []string{"station"}, nil)
 	descSync    = prometheus.NewDesc("serialbox_sync_devices", "Devices waiting for (pending, sending) or refused by (error) an upstream target.", []string{"target", "state"}, nil)
 	descDBSize  = prometheus.NewDesc("serialbox_database_bytes", "Bytes the database files take on disk.", nil, nil)
+
+	descReplicaLag     = prometheus.NewDesc("serialbox_replica_lag_seconds", "How far the database's replica is behind the database.", nil, nil)
+	descReplicaUp      = prometheus.NewDesc("serialbox_replica_running", "1 while the replication process runs.", nil, nil)
+	descBrokerUp       = prometheus.NewDesc("serialbox_mqtt_connected", "1 while the appliance is connected to the MQTT broker.", nil, nil)
+	descEventBacklog   = prometheus.NewDesc("serialbox_events_backlog", "Events in the outbox not yet acknowledged by the MQTT broker.", nil, nil)
+	descEventPublished = prometheus.NewDesc("serialbox_events_published_seq", "Sequence number of the newest event the MQTT broker acknowledged.", nil, nil)
 )
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// collectOffsite reports the replica and the broker.
+func (c stateCollector) collectOffsite(ch chan<- prometheus.Metric) {
+	if c.s.opts.Offsite == nil {
+		return
+	}
+	st := c.s.opts.Offsite.OffsiteStatus()
+	if r := st.Replica; r != nil {
+		ch <- prometheus.MustNewConstMetric(descReplicaLag, prometheus.GaugeValue, r.Lag.Seconds())
+		ch <- prometheus.MustNewConstMetric(descReplicaUp, prometheus.GaugeValue, boolGauge(r.Running))
+	}
+	if b := st.Broker; b != nil {
+		ch <- prometheus.MustNewConstMetric(descBrokerUp, prometheus.GaugeValue, boolGauge(b.Connected))
+		ch <- prometheus.MustNewConstMetric(descEventBacklog, prometheus.GaugeValue, float64(b.Backlog))
+		ch <- prometheus.MustNewConstMetric(descEventPublished, prometheus.GaugeValue, float64(b.Published))
+	}
+}
 
 // stateCollector reads queue, printer, sync and database state at scrape time.
 type stateCollector struct{ s *Server }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descJobs, descPrinter, descPrinted, descSync, descDBSize} {
+	for _, d := range []*prometheus.Desc{descJobs, descPrinter, descPrinted, descSync, descDBSize,
+		descReplicaLag, descReplicaUp, descBrokerUp, descEventBacklog, descEventPublished} {
 		ch <- d
 	}
 }
@@ -85,6 +160,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s := c.s
+	c.collectOffsite(ch)
 	for _, st := range s.svc.Catalog().Stations {
 		if s.opts.Queue != nil {
 			counts, err := s.opts.Queue.QueueCounts(ctx, st.ID)
@@ -125,4 +201,26 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		ch <- prometheus.MustNewConstMetric(descDBSize, prometheus.GaugeValue, float64(n))
 	}
+}
+
+// readyDetails is the /readyz answer with the replica and the broker: the appliance
+// is ready to issue either way (both are off the issuing path), and says how they are.
+func readyDetails(st OffsiteStatus) map[string]any {
+	out := map[string]any{"status": "ready"}
+	if r := st.Replica; r != nil {
+		d := map[string]any{"url": r.URL, "running": r.Running, "lag_seconds": r.Lag.Seconds(),
+			"limit_seconds": r.Limit.Seconds(), "behind": r.Behind()}
+		if r.LastError != "" {
+			d["error"] = r.LastError
+		}
+		out["replica"] = d
+	}
+	if b := st.Broker; b != nil {
+		d := map[string]any{"url": b.URL, "connected": b.Connected, "published_seq": b.Published, "backlog": b.Backlog}
+		if b.LastError != "" {
+			d["error"] = b.LastError
+		}
+		out["mqtt"] = d
+	}
+	return out
 }

@@ -23,6 +23,7 @@ type LineData interface {
 // lineView is the line at a glance: every station with its printer, batch and newest devices.
 type lineView struct {
 	Stations []stationCard
+	Offsite  OffsiteStatus // the replica and the event broker, when configured
 }
 
 // stationCard is one station on the line view.
@@ -189,6 +190,10 @@ func (s *Server) lineSnapshot(ctx context.Context) (lineView, []alert, error) {
 	syncAlerts, err := s.syncAlerts(ctx)
 	if err != nil {
 		return view, nil, err
+	}
+	if s.opts.Offsite != nil {
+		view.Offsite = s.opts.Offsite.OffsiteStatus()
+		alerts = append(alerts, offsiteAlerts(view.Offsite)...)
 	}
 	return view, append(alerts, syncAlerts...), nil
 }
@@ -406,4 +411,22 @@ func (s *Server) events(c echo.Context) error {
 			snap, fresh = s.feed.current()
 		}
 	}
+}
+
+// offsiteAlerts reports a replica that fell behind and a broker the appliance lost.
+func offsiteAlerts(st OffsiteStatus) []alert {
+	var out []alert
+	if r := st.Replica; r != nil && r.Behind() {
+		text := fmt.Sprintf("The off-box copy of the registry is %s behind (limit %s): if this box dies now, the devices issued since are lost. Check the network and %s.",
+			r.Lag.Round(time.Second), r.Limit, r.URL)
+		if !r.Running {
+			text = "Replication is not running: " + r.LastError
+		}
+		out = append(out, alert{Level: "fault", Title: "Replica behind", Text: text, Href: "/readyz"})
+	}
+	if b := st.Broker; b != nil && !b.Connected {
+		out = append(out, alert{Level: "warn", Title: "MQTT broker not connected",
+			Text: fmt.Sprintf("%s: %d events wait in the outbox and go out when it is back.", b.URL, b.Backlog), Href: "/readyz"})
+	}
+	return out
 }

@@ -59,6 +59,8 @@ type Options struct {
 	Line LineData
 	// Stats feeds /metrics with sync and database figures; nil leaves them out.
 	Stats Stats
+	// Offsite reports the database's replica and the event broker; nil leaves them out.
+	Offsite Offsite
 	// Reload reads the configuration again (POST /api/v1/config/reload); nil refuses.
 	Reload func(ctx context.Context, actor string) error
 	// MaxEventStreams caps the live line views (GET /events) served at once; further
@@ -423,6 +425,9 @@ type Writable interface {
 func (s *Server) ready(c echo.Context) error {
 	if err := s.checkDB(c.Request().Context(), true); err != nil {
 		return err
+	}
+	if s.opts.Offsite != nil {
+		return c.JSON(http.StatusOK, readyDetails(s.opts.Offsite.OffsiteStatus()))
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -81,16 +81,24 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	from := fs.String("from", "", "backup file to restore")
+	replica := fs.String("from-replica", "", "replica URL to build the database from (file://, s3://, sftp://); settings from the config's [replicate]")
+	at := fs.String("at", "", "with --from-replica: the database as it was at this time (RFC 3339, e.g. 2026-11-21T14:30:00Z); default the newest")
 	load := dataFlags(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	if *from == "" {
-		return errors.New("--from is required")
+	if (*from == "") == (*replica == "") {
+		return errors.New("give --from FILE or --from-replica URL")
+	}
+	if *at != "" && *replica == "" {
+		return errors.New("--at goes with --from-replica")
 	}
 	cfg, err := load()
 	if err != nil {
 		return err
+	}
+	if *replica != "" {
+		return restoreFromReplica(ctx, cfg, *replica, *at, stdout)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err

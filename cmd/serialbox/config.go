@@ -45,6 +45,10 @@ type Config struct {
 	Backup BackupConfig `toml:"backup"`
 	// TLS serves the operator page and API over HTTPS as well ([tls]).
 	TLS TLSConfig `toml:"tls"`
+	// Replicate streams the database to a replica off the box ([replicate]).
+	Replicate ReplicateConfig `toml:"replicate"`
+	// MQTT publishes the line's events to the factory's broker ([mqtt]).
+	MQTT MQTTConfig `toml:"mqtt"`
 	// PregenMax is the most UCIs one pre-generation (API or serialbox pregen) may ask for.
 	PregenMax int `toml:"pregen_max"`
 	// MaxEventStreams caps the live line views (GET /events) served at once; 0 = web's default.
@@ -141,6 +145,12 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 		if err := c.Upstream[i].ExpandEnv(getenv); err != nil {
 			return c, fmt.Errorf("config %s: upstream[%d].%s", c.Source, i, strings.TrimPrefix(err.Error(), "upstream."))
 		}
+	}
+	if err := c.Replicate.expandEnv(getenv); err != nil {
+		return c, fmt.Errorf("config %s: %w", c.Source, err)
+	}
+	if err := c.MQTT.expandEnv(getenv); err != nil {
+		return c, fmt.Errorf("config %s: %w", c.Source, err)
 	}
 	if v := getenv("SERIALBOX_LISTEN"); v != "" {
 		c.Listen = v
@@ -257,6 +267,12 @@ func (c *Config) Validate() error {
 		if s.Printer.Template != "" && !c.hasTemplate(s.Printer.Template) {
 			return fmt.Errorf("%s.printer.template: no template %q in [templates] (station %q)", key, s.Printer.Template, s.ID)
 		}
+	}
+	if err := c.Replicate.validate(); err != nil {
+		return err
+	}
+	if err := c.MQTT.validate(); err != nil {
+		return err
 	}
 	for i := range c.Upstream {
 		if err := c.Upstream[i].Validate(); err != nil {

@@ -89,6 +89,19 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer db.Close()
+	// Started after the database is open and stopped after it is closed (deferred
+	// before it), so that the last commits reach the replica too.
+	rep, err := startReplication(&cfg, db.Path(), logger.With("component", "replicate"))
+	if err != nil {
+		return err
+	}
+	defer rep.Close()
+	defer db.Close()
+	evs, err := startEvents(ctx, &cfg, db, logger.With("component", "mqtt"))
+	if err != nil {
+		return err
+	}
+	defer evs.Close()
 
 	pool := station.NewPool()
 	defer pool.Close() // runs after the HTTP server stopped and before db.Close
@@ -121,7 +134,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	handler := web.New(svc, web.Options{
 		Allow: allow, DB: db, Queue: db, Printers: views,
 		Accounts: accounts, Line: db, Stats: db, Reload: reload.Reload, Logger: logger.With("component", "web"),
-		MaxEventStreams: cfg.MaxEventStreams,
+		MaxEventStreams: cfg.MaxEventStreams, Offsite: offsite{rep: rep, events: evs},
 	})
 	reload.web = handler
 
