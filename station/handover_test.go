@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"serialbox/serializer"
@@ -52,42 +53,44 @@ func (s *slowTransport) Close() error {
 // Stop lets the label being sent reach the printer and be recorded printed, then
 // stops without taking the next job.
 func TestWorkerStopFinishesTheLabelInFlight(t *testing.T) {
-	q := newQueue()
-	q.add(stationID, 3)
-	tr := newSlowTransport()
-	w := station.NewWorker(stationID, q, render, tr, station.WithStatusInterval(0))
-	w.Start()
-	if id := <-tr.sending; id != 1 {
-		t.Fatalf("first send is job %d", id)
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- w.Stop(context.Background()) }()
-	select {
-	case err := <-stopped:
-		t.Fatalf("Stop returned (%v) while a label was on its way", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	tr.release <- struct{}{}
-	select {
-	case err := <-stopped:
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue()
+		q.add(stationID, 3)
+		tr := newSlowTransport()
+		w := station.NewWorker(stationID, q, render, tr, station.WithStatusInterval(0))
+		w.Start()
+		if id := <-tr.sending; id != 1 {
+			t.Fatalf("first send is job %d", id)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Stop did not return after the label was delivered")
-	}
-	if j := q.job(1); j.State != serializer.JobPrinted {
-		t.Errorf("job in flight ended %s, want printed", j.State)
-	}
-	for id := int64(2); id <= 3; id++ {
-		if j := q.job(id); j.State != serializer.JobQueued {
-			t.Errorf("job %d is %s after Stop, want queued", id, j.State)
+		stopped := make(chan error, 1)
+		go func() { stopped <- w.Stop(context.Background()) }()
+		select {
+		case err := <-stopped:
+			t.Fatalf("Stop returned (%v) while a label was on its way", err)
+		case <-time.After(100 * time.Millisecond):
 		}
-	}
-	if tr.cut || tr.closedAt.IsZero() {
-		t.Errorf("send cut off = %v, transport closed = %v", tr.cut, !tr.closedAt.IsZero())
-	}
-	w.Close() // after Stop: nothing left to do
+		tr.release <- struct{}{}
+		select {
+		case err := <-stopped:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Stop did not return after the label was delivered")
+		}
+		if j := q.job(1); j.State != serializer.JobPrinted {
+			t.Errorf("job in flight ended %s, want printed", j.State)
+		}
+		for id := int64(2); id <= 3; id++ {
+			if j := q.job(id); j.State != serializer.JobQueued {
+				t.Errorf("job %d is %s after Stop, want queued", id, j.State)
+			}
+		}
+		if tr.cut || tr.closedAt.IsZero() {
+			t.Errorf("send cut off = %v, transport closed = %v", tr.cut, !tr.closedAt.IsZero())
+		}
+		w.Close() // after Stop: nothing left to do
+	})
 }
 
 // A Stop whose deadline passes cuts the send off, as Close does, and says so.
@@ -111,79 +114,83 @@ func TestWorkerStopDeadline(t *testing.T) {
 // Replace lets the old worker finish its label before the new one starts: the job
 // in flight ends printed, not uncertain, and the printer never has two senders.
 func TestPoolReplaceHandsOverWithoutCuttingALabel(t *testing.T) {
-	q := newQueue()
-	q.add(stationID, 4)
-	oldTr, newTr := newSlowTransport(), newSlowTransport()
-	pool := station.NewPool()
-	defer pool.Close()
-	old := station.NewWorker(stationID, q, render, oldTr, station.WithStatusInterval(0))
-	pool.Add(old)
-	old.Start()
-	if id := <-oldTr.sending; id != 1 {
-		t.Fatalf("first send is job %d", id)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue()
+		q.add(stationID, 4)
+		oldTr, newTr := newSlowTransport(), newSlowTransport()
+		pool := station.NewPool()
+		defer pool.Close()
+		old := station.NewWorker(stationID, q, render, oldTr, station.WithStatusInterval(0))
+		pool.Add(old)
+		old.Start()
+		if id := <-oldTr.sending; id != 1 {
+			t.Fatalf("first send is job %d", id)
+		}
 
-	next := station.NewWorker(stationID, q, render, newTr, station.WithStatusInterval(0))
-	replaced := make(chan error, 1)
-	go func() { replaced <- pool.Replace(context.Background(), next) }()
-	select {
-	case id := <-newTr.sending:
-		t.Fatalf("the new worker sent job %d while the old one was still sending", id)
-	case err := <-replaced:
-		t.Fatalf("Replace returned (%v) while the old worker was sending", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	oldTr.release <- struct{}{}
-	if err := <-replaced; err != nil {
-		t.Fatal(err)
-	}
-	if w, _ := pool.Worker(stationID); w != next {
-		t.Fatal("the pool does not hold the new worker")
-	}
-	for want := int64(2); want <= 4; want++ {
+		next := station.NewWorker(stationID, q, render, newTr, station.WithStatusInterval(0))
+		replaced := make(chan error, 1)
+		go func() { replaced <- pool.Replace(context.Background(), next) }()
 		select {
 		case id := <-newTr.sending:
-			if id != want {
-				t.Fatalf("new worker sent job %d, want %d", id, want)
+			t.Fatalf("the new worker sent job %d while the old one was still sending", id)
+		case err := <-replaced:
+			t.Fatalf("Replace returned (%v) while the old worker was sending", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		oldTr.release <- struct{}{}
+		if err := <-replaced; err != nil {
+			t.Fatal(err)
+		}
+		if w, _ := pool.Worker(stationID); w != next {
+			t.Fatal("the pool does not hold the new worker")
+		}
+		for want := int64(2); want <= 4; want++ {
+			select {
+			case id := <-newTr.sending:
+				if id != want {
+					t.Fatalf("new worker sent job %d, want %d", id, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("new worker did not take job %d", want)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("new worker did not take job %d", want)
+			newTr.release <- struct{}{}
 		}
-		newTr.release <- struct{}{}
-	}
-	q.waitFor(t, 5*time.Second, "all printed", settled)
-	for id := int64(1); id <= 4; id++ {
-		if j := q.job(id); j.State != serializer.JobPrinted || j.Attempts != 1 {
-			t.Errorf("job %d ended %s after %d attempts, want printed after 1", id, j.State, j.Attempts)
+		q.waitFor(t, 5*time.Second, "all printed", settled)
+		for id := int64(1); id <= 4; id++ {
+			if j := q.job(id); j.State != serializer.JobPrinted || j.Attempts != 1 {
+				t.Errorf("job %d ended %s after %d attempts, want printed after 1", id, j.State, j.Attempts)
+			}
 		}
-	}
-	if oldTr.cut || oldTr.sent.Load() != 1 {
-		t.Errorf("old printer: cut off %v, %d labels", oldTr.cut, oldTr.sent.Load())
-	}
+		if oldTr.cut || oldTr.sent.Load() != 1 {
+			t.Errorf("old printer: cut off %v, %d labels", oldTr.cut, oldTr.sent.Load())
+		}
+	})
 }
 
 // Remove too lets the label in flight finish.
 func TestPoolRemoveFinishesTheLabelInFlight(t *testing.T) {
-	q := newQueue()
-	q.add(stationID, 1)
-	tr := newSlowTransport()
-	pool := station.NewPool()
-	w := station.NewWorker(stationID, q, render, tr, station.WithStatusInterval(0))
-	pool.Add(w)
-	w.Start()
-	<-tr.sending
-	removed := make(chan error, 1)
-	go func() { removed <- pool.Remove(context.Background(), stationID) }()
-	tr.release <- struct{}{}
-	if err := <-removed; err != nil {
-		t.Fatal(err)
-	}
-	if j := q.job(1); j.State != serializer.JobPrinted {
-		t.Errorf("job ended %s, want printed", j.State)
-	}
-	if _, ok := pool.Worker(stationID); ok {
-		t.Error("removed worker still in the pool")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue()
+		q.add(stationID, 1)
+		tr := newSlowTransport()
+		pool := station.NewPool()
+		w := station.NewWorker(stationID, q, render, tr, station.WithStatusInterval(0))
+		pool.Add(w)
+		w.Start()
+		<-tr.sending
+		removed := make(chan error, 1)
+		go func() { removed <- pool.Remove(context.Background(), stationID) }()
+		tr.release <- struct{}{}
+		if err := <-removed; err != nil {
+			t.Fatal(err)
+		}
+		if j := q.job(1); j.State != serializer.JobPrinted {
+			t.Errorf("job ended %s, want printed", j.State)
+		}
+		if _, ok := pool.Worker(stationID); ok {
+			t.Error("removed worker still in the pool")
+		}
+	})
 }
 
 // A job whose state changed while its label was sent (an operator cancelled it, the
@@ -283,4 +290,40 @@ func TestWorkerSetRendererInPlace(t *testing.T) {
 	if j := q.job(1); j.State != serializer.JobPrinted || j.Attempts != 1 {
 		t.Errorf("job being sent during SetRenderer: %s after %d attempts", j.State, j.Attempts)
 	}
+}
+
+// Pool.Stop, as at shutdown, lets every station's label in flight finish.
+func TestPoolStopFinishesTheLabelsInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue()
+		q.add("line-1", 2)
+		q.add("line-2", 2)
+		pool := station.NewPool()
+		var trs []*slowTransport
+		for _, id := range []string{"line-1", "line-2"} {
+			tr := newSlowTransport()
+			trs = append(trs, tr)
+			w := station.NewWorker(id, q, render, tr, station.WithStatusInterval(0))
+			pool.Add(w)
+			w.Start()
+			<-tr.sending
+		}
+		stopped := make(chan error, 1)
+		go func() { stopped <- pool.Stop(context.Background()) }()
+		synctest.Wait() // Stop has told the workers before their labels finish
+		for _, tr := range trs {
+			tr.release <- struct{}{}
+		}
+		if err := <-stopped; err != nil {
+			t.Fatal(err)
+		}
+		for id, want := range map[int64]serializer.JobState{1: serializer.JobPrinted, 2: serializer.JobQueued, 3: serializer.JobPrinted, 4: serializer.JobQueued} {
+			if j := q.job(id); j.State != want {
+				t.Errorf("job %d is %s after Stop, want %s", id, j.State, want)
+			}
+		}
+		if len(pool.Workers()) != 0 {
+			t.Error("workers left in the pool")
+		}
+	})
 }

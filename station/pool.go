@@ -93,8 +93,18 @@ func (p *Pool) Remove(ctx context.Context, stationID string) error {
 	return err
 }
 
-// Close stops every worker at once and waits for all of them.
-func (p *Pool) Close() error {
+// Close stops every worker at once and waits for all of them; labels being sent are
+// cut off.
+func (p *Pool) Close() error { return p.stopAll(func(w *Worker) error { return w.Close() }) }
+
+// Stop stops every worker at once as Worker.Stop does, letting the labels being sent
+// finish, and waits for all of them. When ctx ends first the sends still going are
+// cut off.
+func (p *Pool) Stop(ctx context.Context) error {
+	return p.stopAll(func(w *Worker) error { return w.Stop(ctx) })
+}
+
+func (p *Pool) stopAll(stop func(*Worker) error) error {
 	p.mu.Lock()
 	ws := make([]*Worker, 0, len(p.workers))
 	for _, w := range p.workers {
@@ -105,7 +115,7 @@ func (p *Pool) Close() error {
 	errs := make([]error, len(ws))
 	var wg sync.WaitGroup
 	for i, w := range ws {
-		wg.Go(func() { errs[i] = w.Close() })
+		wg.Go(func() { errs[i] = stop(w) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -104,7 +104,15 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer evs.Close()
 
 	pool := station.NewPool()
-	defer pool.Close() // runs after the HTTP server stopped and before db.Close
+	// Runs after the HTTP server stopped and before db.Close: labels being sent reach
+	// their printers and are recorded, for a few seconds at the most.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := pool.Stop(ctx); err != nil {
+			logger.Warn("print workers stopped with an error", "err", err)
+		}
+	}()
 	svc := serializer.NewService(db, pool)
 	if err := svc.SetCatalog(ctx, cfg.Catalog()); err != nil {
 		return fmt.Errorf("config: %w", err)
