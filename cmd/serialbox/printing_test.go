@@ -137,8 +137,11 @@ func TestPrinterFaultRun(t *testing.T) {
 				func() { printer.SetPaperOut(false) },
 				func() { printer.DropAfter(100 + cycle*37%200) },
 			} {
+				// Steps of 100 to 169 ms: a fixed step would keep the same phase
+				// against the worker's 1 s status polls, and every poll could find
+				// the same fault.
 				select {
-				case <-time.After(100 * time.Millisecond):
+				case <-time.After(time.Duration(100+cycle*37%70) * time.Millisecond):
 				case <-a.done:
 					return
 				}

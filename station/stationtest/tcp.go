@@ -102,7 +102,9 @@ func (p *FakePrinter) Close() error {
 }
 
 // DropAfter makes the printer reset the next connection after receiving n bytes, as
-// a printer that loses power or network in the middle of a job. n < 0 turns it off.
+// a printer that loses power or network in the middle of a job. A connection that
+// ends sooner (a status query) passes the fault on to the next one. n < 0 turns it
+// off.
 func (p *FakePrinter) DropAfter(n int) {
 	p.mu.Lock()
 	p.dropAfter = n
@@ -146,6 +148,14 @@ func (p *FakePrinter) serve(c *net.TCPConn) {
 	var sp splitter
 	buf := make([]byte, 32<<10)
 	received := 0
+	defer func() {
+		// The fault did not strike: it waits for the next connection.
+		p.mu.Lock()
+		if limit >= 0 && p.dropAfter < 0 {
+			p.dropAfter = limit
+		}
+		p.mu.Unlock()
+	}()
 	for {
 		p.mu.Lock()
 		delay := p.readDelay
@@ -166,6 +176,7 @@ func (p *FakePrinter) serve(c *net.TCPConn) {
 			}
 			if drop {
 				p.mu.Lock()
+				limit = -1
 				p.stats.Dropped++
 				p.conn = nil
 				p.mu.Unlock()

@@ -80,3 +80,26 @@ func TestFakePrinter(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 }
+
+// A status query shorter than DropAfter's count passes the fault on: the next label
+// is the one cut off.
+func TestFakePrinterDropWaitsForALabel(t *testing.T) {
+	p, err := StartFakePrinter("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.DropAfter(10)
+	if reply, err := send(t, p.Addr(), "~HS"); err != nil || len(reply) == 0 {
+		t.Fatalf("status query: %q, %v", reply, err)
+	}
+	if _, err := send(t, p.Addr(), "^XA^FO10,10^FDhello^FS^XZ"); err == nil {
+		t.Error("the label after the status query was not cut off")
+	}
+	if _, err := send(t, p.Addr(), "^XA^FO10,10^FDagain^FS^XZ"); err != nil {
+		t.Fatalf("the fault struck twice: %v", err)
+	}
+	if st := p.Stats(); st.Dropped != 1 || st.Labels != 1 {
+		t.Errorf("stats = %+v, want 1 dropped and 1 label", st)
+	}
+}
