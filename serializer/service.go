@@ -71,40 +71,45 @@ type Service struct {
 	queue         PrintQueue
 	newUCI        func() (UCI, error)
 	catalog       atomic.Pointer[catalog]
-	targets       atomic.Pointer[syncTargets]
-	sync          SyncQueue
+	targets       atomic.Pointer[syncTargets] // replaced whole on reload
 	// tokens holds the SHA-256 of rotated jig tokens by station; they replace the
 	// configured ones. Kept in memory: the check runs on every jig request.
 	tokens  atomic.Pointer[map[string][sha256.Size]byte]
 	tokenMu sync.Mutex // serialises rotations
 }
 
-type syncTargets struct{ all, auto []string }
+// syncTargets are the upstream targets and the queue that serves them, swapped as
+// one on reload while requests read them.
+type syncTargets struct {
+	all, auto []string
+	queue     SyncQueue // nil: nobody to tell
+}
+
+// noSyncTargets is the state before SetSyncTargets.
+var noSyncTargets = &syncTargets{}
+
+// syncConfig returns the current targets and queue, never nil.
+func (s *Service) syncConfig() *syncTargets {
+	if t := s.targets.Load(); t != nil {
+		return t
+	}
+	return noSyncTargets
+}
 
 // SetSyncTargets names the configured upstream targets and those of them that take
-// every batch when it closes, and the queue to tell when a batch was queued.
+// every batch when it closes, and the queue to tell when a batch was queued. It may be
+// called while requests are served.
 func (s *Service) SetSyncTargets(all, auto []string, q SyncQueue) {
-	s.targets.Store(&syncTargets{all: slices.Clone(all), auto: slices.Clone(auto)})
-	s.sync = q
+	s.targets.Store(&syncTargets{all: slices.Clone(all), auto: slices.Clone(auto), queue: q})
 }
 
 // SetAutoSync is SetSyncTargets for targets that all take every closed batch.
 func (s *Service) SetAutoSync(targets []string, q SyncQueue) { s.SetSyncTargets(targets, targets, q) }
 
-func (s *Service) autoSyncTargets() []string {
-	if t := s.targets.Load(); t != nil {
-		return t.auto
-	}
-	return nil
-}
+func (s *Service) autoSyncTargets() []string { return s.syncConfig().auto }
 
 // SyncTargets returns the names of the configured upstream targets.
-func (s *Service) SyncTargets() []string {
-	if t := s.targets.Load(); t != nil {
-		return t.all
-	}
-	return nil
-}
+func (s *Service) SyncTargets() []string { return s.syncConfig().all }
 
 // RequestSync queues a batch for upstream targets (none named: every configured one).
 // Devices a target accepted before are not sent again; devices it refused are.
@@ -146,9 +151,10 @@ func (s *Service) EachDevice(ctx context.Context, batchID int64, fn func(Device)
 	return s.repo.EachDevice(ctx, batchID, fn)
 }
 
+// syncQueued tells the current queue, after a commit, that batches were queued.
 func (s *Service) syncQueued() {
-	if s.sync != nil {
-		s.sync.Wake()
+	if q := s.syncConfig().queue; q != nil {
+		q.Wake()
 	}
 }
 
@@ -192,42 +198,15 @@ func (s *Service) Product(id string) (Product, bool) {
 }
 
 func newCatalog(c Catalog) (*catalog, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
 	next := &catalog{Catalog: c, products: map[string]Product{}, stations: map[string]Station{}}
 	for _, p := range c.Products {
-		if p.ID == "" {
-			return nil, Errorf(EINVALID, "a product has no id")
-		}
-		if _, dup := next.products[p.ID]; dup {
-			return nil, Errorf(EINVALID, "product %q is configured twice", p.ID)
-		}
 		next.products[p.ID] = p
 	}
-	defaults := 0
 	for _, st := range c.Stations {
-		if st.ID == "" {
-			return nil, Errorf(EINVALID, "a station has no id")
-		}
-		if _, dup := next.stations[st.ID]; dup {
-			return nil, Errorf(EINVALID, "station %q is configured twice", st.ID)
-		}
-		if st.ProductID != "" {
-			if _, ok := next.products[st.ProductID]; !ok {
-				return nil, Errorf(EUNKNOWNPRODUCT, "station %q makes product %q, which is not configured", st.ID, st.ProductID)
-			}
-		}
-		if st.AutoBatch && st.ProductID == "" {
-			return nil, Errorf(EINVALID, "station %q opens batches automatically but names no product", st.ID)
-		}
-		if st.BatchSize < 0 || st.BatchSize > MaxBatchSize {
-			return nil, Errorf(EINVALID, "station %q: batch size %d is out of range (0 to %d)", st.ID, st.BatchSize, MaxBatchSize)
-		}
-		if st.Default {
-			defaults++
-		}
 		next.stations[st.ID] = st
-	}
-	if defaults > 1 {
-		return nil, Errorf(EINVALID, "%d stations are marked default; at most one may be", defaults)
 	}
 	return next, nil
 }
