@@ -3,9 +3,11 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pressly/goose/v3"
@@ -181,5 +183,42 @@ func TestUpgradeKeepsIdentitiesAndCountsAnonymous(t *testing.T) {
 	}
 	if got.Batch.Counts.Anonymous != 1 {
 		t.Fatalf("anonymous after the upgrade = %d, want 1 (the pre-generated device does not count)", got.Batch.Counts.Anonymous)
+	}
+}
+
+// BenchmarkIssueIdentities compares durable issuance of new devices without an
+// identity, with one, and with three (each looked up and recorded), 64 callers.
+func BenchmarkIssueIdentities(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		ids  func(n int64) []string
+	}{
+		{"none", func(int64) []string { return nil }},
+		{"hwid", func(n int64) []string { return []string{fmt.Sprintf("hwid:H%d", n)} }},
+		{"hwid+serial+mac", func(n int64) []string {
+			return []string{fmt.Sprintf("hwid:H%d", n), fmt.Sprintf("serial:S%d", n), fmt.Sprintf("mac:02:00:%02x:%02x:%02x:%02x", byte(n>>24), byte(n>>16), byte(n>>8), byte(n))}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			db := MustOpenDB(b)
+			svc := newService(b, db, autoStation)
+			var next atomic.Int64
+			b.SetParallelism(32) // 64 goroutines on two cores
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := serializer.IssueRequest{}
+					if ids := tc.ids(next.Add(1)); len(ids) > 0 {
+						req.Identity, req.OtherIdentities = ids[0], ids[1:]
+					}
+					if _, err := svc.Issue(context.Background(), req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ucis/s")
+		})
 	}
 }

@@ -13,9 +13,7 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 	raw := rawDB(t, path)
 	for _, q := range []string{
 		`SELECT * FROM devices WHERE uci = 'X'`,
-		`SELECT * FROM devices WHERE product_id = 'P' AND identity = 'hwid:1'`,
 		`SELECT uci FROM device_identities WHERE product_id = 'P' AND identity = 'hwid:1'`,
-		`SELECT identity FROM device_identities WHERE uci = 'X'`,
 		`SELECT * FROM print_jobs WHERE uci = 'X' ORDER BY id`,
 		`SELECT * FROM print_jobs WHERE station_id = 'S' AND state IN ('queued', 'sending') ORDER BY id LIMIT 1`,
 		`SELECT * FROM batches WHERE station_id = 'S' AND state = 'open'`,

@@ -88,7 +88,7 @@ func issueDevice(ctx context.Context, tx querier, now time.Time, p serializer.Is
 			return serializer.Issued{}, err
 		}
 		res, err := tx.ExecContext(ctx, qInsertDevice,
-			d.UCI.String(), b.ID, d.ProductID, d.StationID, nullString(d.Identity), nullJSON(d.Attributes), ms(now), ms(now))
+			d.UCI.String(), b.ID, d.ProductID, d.StationID, nullString(d.Identity), nullString(strings.Join(p.OtherIdentities, "\n")), nullJSON(d.Attributes), ms(now), ms(now))
 		if err != nil {
 			return serializer.Issued{}, err
 		}
@@ -160,9 +160,13 @@ func deviceByIdentities(ctx context.Context, tx querier, productID string, ident
 	if len(unknown) == 0 {
 		return d, true, nil
 	}
-	known, err := identitiesOf(ctx, tx, uci)
-	if err != nil {
+	var others sql.NullString
+	if err := tx.QueryRowContext(ctx, `SELECT other_identities FROM devices WHERE uci = ?`, uci).Scan(&others); err != nil {
 		return d, false, err
+	}
+	known := []string{d.Identity}
+	if others.Valid {
+		known = append(known, strings.Split(others.String, "\n")...)
 	}
 	for _, id := range unknown {
 		kind := identityKind(id)
@@ -184,25 +188,11 @@ func deviceByIdentities(ctx context.Context, tx querier, productID string, ident
 			return d, false, err
 		}
 	}
+	learnt := strings.Join(append(known[1:], unknown...), "\n")
+	if _, err := tx.ExecContext(ctx, `UPDATE devices SET other_identities = ? WHERE uci = ?`, learnt, uci); err != nil {
+		return d, false, err
+	}
 	return d, true, nil
-}
-
-// identitiesOf returns every identity a device is known by.
-func identitiesOf(ctx context.Context, q querier, uci string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT identity FROM device_identities WHERE uci = ?`, uci)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
 
 // identityKind is the part of an identity before its colon: key, hwid, serial or mac.
@@ -299,8 +289,8 @@ func (db *DB) PrintJobs(ctx context.Context, uci serializer.UCI) ([]serializer.P
 var qDeviceByUCI = `SELECT ` + deviceCols + ` FROM devices WHERE uci = ?`
 
 const (
-	qInsertDevice = `INSERT INTO devices (uci, batch_id, product_id, station_id, identity, attributes, state, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, 'issued', ?, ?) ON CONFLICT (uci) DO NOTHING`
+	qInsertDevice = `INSERT INTO devices (uci, batch_id, product_id, station_id, identity, other_identities, attributes, state, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'issued', ?, ?) ON CONFLICT (uci) DO NOTHING`
 	qInsertDeviceJob = `INSERT INTO print_jobs (kind, uci, batch_id, station_id, created_at, updated_at) VALUES ('device', ?, ?, ?, ?, ?)`
 	qCountIssued     = `UPDATE batches SET issued = issued + 1, anonymous = anonymous + ? WHERE id = ?`
 	qIdentityUCI     = `SELECT uci FROM device_identities WHERE product_id = ? AND identity = ?`
