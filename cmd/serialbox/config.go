@@ -209,16 +209,16 @@ func (c *Config) Validate() error {
 	if err := c.Templates.Validate(); err != nil {
 		return fmt.Errorf("templates: %s", serializer.ErrorMessage(err))
 	}
-	products := map[string]bool{}
+	// The rules of the domain (ids, a station's product, batch sizes, the default
+	// station) are the serializer's; here they only get their keys.
+	if err := c.Catalog().Validate(); err != nil {
+		return catalogKeyError(err)
+	}
 	for i, p := range c.Products {
 		key := fmt.Sprintf("products[%d]", i)
 		switch {
-		case strings.TrimSpace(p.ID) == "":
-			return fmt.Errorf("%s.id: required", key)
 		case !validID(p.ID):
 			return fmt.Errorf("%s.id: %q may use only letters, digits, '-', '_' and '.'", key, p.ID)
-		case products[p.ID]:
-			return fmt.Errorf("%s.id: product %q is configured twice", key, p.ID)
 		case strings.TrimSpace(p.Name) == "":
 			return fmt.Errorf("%s.name: required (product %q)", key, p.ID)
 		case p.Template != "" && !c.hasTemplate(p.Template):
@@ -233,32 +233,12 @@ func (c *Config) Validate() error {
 			}
 			c.Products[i].secret = secret
 		}
-		products[p.ID] = true
 	}
-	stations, defaults := map[string]bool{}, 0
 	for i := range c.Stations {
 		s := &c.Stations[i]
 		key := fmt.Sprintf("stations[%d]", i)
-		switch {
-		case strings.TrimSpace(s.ID) == "":
-			return fmt.Errorf("%s.id: required", key)
-		case !validID(s.ID):
+		if !validID(s.ID) {
 			return fmt.Errorf("%s.id: %q may use only letters, digits, '-', '_' and '.'", key, s.ID)
-		case stations[s.ID]:
-			return fmt.Errorf("%s.id: station %q is configured twice", key, s.ID)
-		case s.Product != "" && !products[s.Product]:
-			return fmt.Errorf("%s.product: unknown product %q (station %q)", key, s.Product, s.ID)
-		case s.AutoBatch && s.Product == "":
-			return fmt.Errorf("%s.product: required when auto_batch is set (station %q)", key, s.ID)
-		case s.BatchSize < 0 || s.BatchSize > serializer.MaxBatchSize:
-			return fmt.Errorf("%s.batch_size: %d is out of range (0 for no limit, up to %d)", key, s.BatchSize, serializer.MaxBatchSize)
-		}
-		stations[s.ID] = true
-		if s.Default {
-			defaults++
-			if defaults > 1 {
-				return fmt.Errorf("%s.default: only one station may be the default", key)
-			}
 		}
 		s.Printer.Defaults()
 		if err := s.Printer.Validate(); err != nil {
@@ -267,12 +247,6 @@ func (c *Config) Validate() error {
 		if s.Printer.Template != "" && !c.hasTemplate(s.Printer.Template) {
 			return fmt.Errorf("%s.printer.template: no template %q in [templates] (station %q)", key, s.Printer.Template, s.ID)
 		}
-	}
-	if err := c.Replicate.validate(); err != nil {
-		return err
-	}
-	if err := c.MQTT.validate(); err != nil {
-		return err
 	}
 	for i := range c.Upstream {
 		if err := c.Upstream[i].Validate(); err != nil {
@@ -294,6 +268,12 @@ func (c *Config) Validate() error {
 	case c.Backup.Keep < 1:
 		return fmt.Errorf("backup.keep: %d must be at least 1", c.Backup.Keep)
 	}
+	if err := c.Replicate.validate(); err != nil {
+		return err
+	}
+	if err := c.MQTT.validate(); err != nil {
+		return err
+	}
 	return newLabels(c).check(c)
 }
 
@@ -307,6 +287,23 @@ func (c *Config) syncTargets() (all, auto []string) {
 		}
 	}
 	return all, auto
+}
+
+// catalogKeys are the configuration keys of the product and station fields whose
+// rules serializer.Catalog.Validate checks.
+var catalogKeys = map[string]string{"ID": "id", "ProductID": "product", "BatchSize": "batch_size", "Default": "default"}
+
+// catalogKeyError names the configuration key of a serializer.CatalogError.
+func catalogKeyError(err error) error {
+	var ce *serializer.CatalogError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	key, ok := catalogKeys[ce.Field]
+	if !ok {
+		key = strings.ToLower(ce.Field)
+	}
+	return fmt.Errorf("%s[%d].%s: %s", ce.List, ce.Index, key, ce.Reason)
 }
 
 func (c *Config) hasTemplate(name string) bool {
