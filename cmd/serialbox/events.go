@@ -115,6 +115,7 @@ func newMQTTBroker(m *MQTTConfig, logger *slog.Logger) (*mqttBroker, error) {
 	opts.SetOrderMatters(true)
 	opts.SetKeepAlive(time.Duration(m.KeepAlive))
 	opts.SetConnectTimeout(10 * time.Second)
+	opts.SetWriteTimeout(2 * time.Second) // a publish waits at most this long on a dying connection
 	opts.SetAutoReconnect(true)
 	opts.SetConnectRetry(true) // the first connection is retried too, in the background
 	opts.SetConnectRetryInterval(2 * time.Second)
@@ -164,22 +165,43 @@ func newMQTTBroker(m *MQTTConfig, logger *slog.Logger) (*mqttBroker, error) {
 
 // Publish sends msgs at QoS 1, in order, and counts the acknowledged ones from the first.
 func (b *mqttBroker) Publish(ctx context.Context, msgs []events.Message) (int, error) {
-	tokens := make([]paho.Token, len(msgs))
-	for i, m := range msgs {
-		tokens[i] = b.client.Publish(m.Topic, 1, m.Retained, m.Payload)
+	tokens := make([]paho.Token, 0, len(msgs))
+	for _, m := range msgs {
+		// Publish blocks for up to the write timeout while a connection dies: stop
+		// handing messages over as soon as it is gone.
+		if !b.Connected() {
+			break
+		}
+		tokens = append(tokens, b.client.Publish(m.Topic, 1, m.Retained, m.Payload))
 	}
-	deadline := time.Now().Add(publishTimeout)
+	deadline := time.NewTimer(publishTimeout)
+	defer deadline.Stop()
+	// A connection that drops ends the wait: what was not acknowledged is sent again
+	// from the outbox once the client is back.
+	check := time.NewTicker(100 * time.Millisecond)
+	defer check.Stop()
 	for i, t := range tokens {
-		select {
-		case <-t.Done():
-		case <-ctx.Done():
-			return i, ctx.Err()
-		case <-time.After(time.Until(deadline)):
-			return i, fmt.Errorf("the broker did not acknowledge event %d of %d within %v", i+1, len(msgs), publishTimeout)
+	wait:
+		for {
+			select {
+			case <-t.Done():
+				break wait
+			case <-ctx.Done():
+				return i, ctx.Err()
+			case <-check.C:
+				if !b.Connected() {
+					return i, fmt.Errorf("the connection to the broker dropped with %d of %d events unacknowledged", len(msgs)-i, len(msgs))
+				}
+			case <-deadline.C:
+				return i, fmt.Errorf("the broker did not acknowledge event %d of %d within %v", i+1, len(msgs), publishTimeout)
+			}
 		}
 		if err := t.Error(); err != nil {
 			return i, err
 		}
+	}
+	if len(tokens) < len(msgs) {
+		return len(tokens), fmt.Errorf("the connection to the broker dropped with %d of %d events not sent", len(msgs)-len(tokens), len(msgs))
 	}
 	return len(msgs), nil
 }

@@ -124,6 +124,9 @@ func (p *Publisher) Start() {
 		loop.Loop{Clock: p.Clock, Wake: p.wake, Step: func(ctx context.Context) time.Duration {
 			sent, err := p.step(ctx)
 			switch {
+			case errors.Is(err, errNotConnected):
+				// Not a failure of ours: the broker client reconnects and says so.
+				return p.Idle
 			case err != nil:
 				failures++
 				p.fails.Error(p.now(), failures, "publishing events failed", "err", err)
