@@ -186,7 +186,11 @@ func replicaRoundTrip(t *testing.T, replicateBlock, replicaURL string) (logs str
 		t.Fatalf("the restored box does not serve: %d %v", code, err)
 	}
 	waitReplicaLag(t, b, 5*time.Second)
-	return logs + stdout.String() + stderr.String() + b.Logs()
+	conf, err := os.ReadFile(filepath.Join(restored, "litestream.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logs + stdout.String() + stderr.String() + b.Logs() + string(conf)
 }
 
 // waitReplicaLag waits until /readyz reports the replica running and at most max behind.
@@ -222,7 +226,8 @@ func TestReplicaFileRestoreAfterKill(t *testing.T) {
 }
 
 // The same against an S3-compatible server (gofakes3, in this process), with the keys
-// from the environment; neither key appears in any log line.
+// from the environment; neither key appears in any log line nor in Litestream's
+// configuration file.
 func TestReplicaS3RestoreAfterKill(t *testing.T) {
 	backend := s3mem.New()
 	faker := gofakes3.New(backend)
@@ -246,7 +251,7 @@ force_path_style = true
 	logs := replicaRoundTrip(t, block, "s3://serialbox/line1")
 	for _, s := range []string{keyID, secret} {
 		if strings.Contains(logs, s) {
-			t.Fatalf("a replica key is in the log: %s", grepLines(logs, s))
+			t.Fatalf("a replica key is in the log or in litestream.yml: %s", grepLines(logs, s))
 		}
 	}
 	objects, err := backend.ListBucket("serialbox", &gofakes3.Prefix{}, gofakes3.ListBucketPage{})

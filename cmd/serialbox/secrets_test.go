@@ -22,6 +22,7 @@ func TestNoSecretInTheLog(t *testing.T) {
 		"PROVISION":       "c2VyaWFsYm94LXByb3Zpc2lvbmluZy1zZWNyZXQ=",
 		"ADMIN_PASSWORD":  "admin-pw-2f8e61c9",
 		"WRONG_JIG_TOKEN": "guessed-token-0d4a",
+		"MQTT_PASSWORD":   "mqtt-pw-6a0b93",
 	}
 	for k, v := range secrets {
 		t.Setenv("T_"+k, v)
@@ -61,6 +62,11 @@ password = "${T_UP_PASSWORD}"
 auto = true
 allow_http = true
 timeout = "1s"
+[mqtt]
+url = "tcp://127.0.0.1:1"
+topic_prefix = "factory/line1"
+username = "serialbox"
+password = "${T_MQTT_PASSWORD}"
 `, secrets["STATION_TOKEN"], up.URL+"/v1?k=1", up.URL))
 	a := startAppliance(t, filepath.Join(t.TempDir(), "data"), cfg)
 
