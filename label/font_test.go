@@ -61,7 +61,8 @@ func TestCP1252(t *testing.T) {
 func TestDrawTextScales(t *testing.T) {
 	for _, h := range []int{10, 24, 33, 96} {
 		img := image.NewPaletted(image.Rect(0, 0, 400, 200), previewPalette)
-		drawText(img, 5, 5, h, "HÉg")
+		w := 2 * h
+		drawText(img, 5, 5, w, h, "HÉg")
 		var box image.Rectangle
 		for y := 0; y < 200; y++ {
 			for x := 0; x < 400; x++ {
@@ -72,6 +73,9 @@ func TestDrawTextScales(t *testing.T) {
 		}
 		if box.Min.Y < 5 || box.Max.Y > 5+h {
 			t.Errorf("height %d: ink from y %d to %d, outside the %d-pixel cell", h, box.Min.Y, box.Max.Y, h)
+		}
+		if box.Min.X < 5 || box.Max.X > 5+w {
+			t.Errorf("height %d: ink from x %d to %d, outside the %d-pixel line", h, box.Min.X, box.Max.X, w)
 		}
 		if box.Dy() < h*8/10 {
 			t.Errorf("height %d: ink only %d pixels high", h, box.Dy())

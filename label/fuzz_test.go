@@ -8,21 +8,63 @@ import (
 	"serialbox/serializer"
 )
 
-// fuzzTemplate prints the product name and free text, and carries the free text
-// in a QR code large enough for any payload a QR code can hold.
+// fuzzTemplate prints the product name and free text, each on up to four lines,
+// and carries the free text in a QR code large enough for any payload a QR code
+// can hold.
 func fuzzTemplate() Template {
 	return Template{
 		Name:    "fuzz",
-		Width:   100,
-		Height:  100,
+		Width:   150,
+		Height:  150,
 		DPI:     203,
 		Payload: "{{.Text}}",
 		Fields: []Field{
-			{Kind: KindQR, X: 0, Y: 2, Magnification: 4},
-			{Kind: KindProduct, X: 1, Y: 90, Height: 3},
-			{Kind: KindText, X: 1, Y: 95, Height: 3},
+			{Kind: KindQR, X: 2.5, Y: 2.5, Module: 0.5},
+			{Kind: KindProduct, X: 2, Y: 100, Height: 3, Lines: 4},
+			{Kind: KindText, X: 2, Y: 120, Height: 3, Lines: 4},
 		},
 	}
+}
+
+// laidOut checks the lines of each text field of the fuzz template against the
+// text: without spaces and the closing ellipsis of cut text they spell the start
+// of the text, all of it unless cut. It returns every line, in printing order.
+func laidOut(t *testing.T, f Format, d Data) []string {
+	t.Helper()
+	c, err := fuzzTemplate().compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.resolve(f, d, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	squeeze := func(s string) string { return strings.Join(strings.Fields(s), "") }
+	var all []string
+	for i, ls := range r.lines {
+		got := ""
+		for _, l := range ls {
+			got += l.text
+			all = append(all, l.text)
+		}
+		want := squeeze(r.texts[i])
+		cut := strings.HasSuffix(got, ellipsis) && !strings.HasSuffix(r.texts[i], ellipsis)
+		got = squeeze(strings.TrimSuffix(got, ellipsis))
+		if got != want && !(cut && strings.HasPrefix(want, got)) {
+			t.Fatalf("field %d: lines %+v for text %q", i+1, ls, r.texts[i])
+		}
+	}
+	return all
+}
+
+// zplFont0 reports whether ZPL font 0 has every character of s.
+func zplFont0(s string) bool {
+	for _, r := range s {
+		if _, ok := cp1252(r); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // fuzzSeeds are inputs that have broken label printers elsewhere.
@@ -65,16 +107,12 @@ func FuzzZPL(f *testing.F) {
 
 		// Text fields and a QR code: refused exactly when a text is not printable.
 		b, err := ZPL(tmpl, d)
-		bad := payloadBad || !utf8.ValidString(name) || hasControl(name) || hasControl(text)
+		bad := payloadBad || !utf8.ValidString(name) || hasControl(name) || hasControl(text) || !zplFont0(name) || !zplFont0(text)
 		if (err != nil) != bad {
 			t.Fatalf("name %q, text %q: error %v, want one: %v", name, text, err, bad)
 		}
 		if err == nil {
-			want := []string{text}
-			if name != "" {
-				want = append(want, name)
-			}
-			want = append(want, text)
+			want := append([]string{text}, laidOut(t, FormatZPL, d)...)
 			if got := zplFields(t, b); strings.Join(got, "\x00") != strings.Join(want, "\x00") {
 				t.Fatalf("fields %q, want %q\n%s", got, want, b)
 			}
@@ -105,7 +143,7 @@ func FuzzTSPL(f *testing.F) {
 		d.Product.Name = name
 		d.Text = text
 		b, err := TSPL(tmpl, d)
-		printable := func(s string) bool {
+		ascii := func(s string) bool {
 			for i := 0; i < len(s); i++ {
 				if s[i] < 0x20 || s[i] > 0x7e {
 					return false
@@ -113,8 +151,12 @@ func FuzzTSPL(f *testing.F) {
 			}
 			return !strings.Contains(s, `\[`)
 		}
+		cp := func(s string) bool {
+			return utf8.ValidString(s) && !hasControl(s) && zplFont0(s) && !strings.Contains(s, `\[`)
+		}
 		mode, n := qrMode(text)
-		bad := text == "" || qrVersion(mode, n) == 0 || !printable(name) || !printable(text)
+		// The payload is printable ASCII; text is Windows-1252.
+		bad := text == "" || qrVersion(mode, n) == 0 || !cp(name) || !ascii(text)
 		if (err != nil) != bad {
 			t.Fatalf("name %q, text %q: error %v, want one: %v", name, text, err, bad)
 		}
@@ -125,15 +167,14 @@ func FuzzTSPL(f *testing.F) {
 			return
 		}
 		want := []string{text}
-		if name != "" {
-			want = append(want, name)
+		for _, l := range laidOut(t, FormatTSPL, d) {
+			want = append(want, toCP1252(l))
 		}
-		want = append(want, text)
 		if got := tsplFields(t, b); strings.Join(got, "\x00") != strings.Join(want, "\x00") {
 			t.Fatalf("fields %q, want %q\n%s", got, want, b)
 		}
-		if lines := strings.Count(string(b), "\r\n"); lines != 4+len(want)+1 {
-			t.Fatalf("%d lines, want %d:\n%s", lines, 4+len(want)+1, b)
+		if lines := strings.Count(string(b), "\r\n"); lines != 5+len(want)+1 {
+			t.Fatalf("%d lines, want %d:\n%s", lines, 5+len(want)+1, b)
 		}
 	})
 }

@@ -45,6 +45,9 @@ const (
 	KindCount   Kind = "count"   // the number of devices (batch and carton labels)
 )
 
+// symbol reports whether the kind is a symbol rather than text.
+func (k Kind) symbol() bool { return k == KindQR }
+
 // kinds lists the known field kinds in documentation order.
 var kinds = []Kind{KindUCI, KindQR, KindProduct, KindModel, KindBatch, KindDate, KindStation, KindText, KindCount}
 
@@ -54,12 +57,29 @@ type Field struct {
 	Kind Kind    `toml:"kind"`
 	X    float64 `toml:"x"`
 	Y    float64 `toml:"y"`
-	// Height is the text height in mm (text fields).
+	// Height is the text height in mm (text fields): the largest the text is
+	// printed at, and the height of one line of its box.
 	Height float64 `toml:"height,omitempty"`
-	// Magnification is the size of one QR module in printer dots, 1–10 (QR fields).
+	// MinHeight is the smallest text height in mm that the text may be shrunk to
+	// before it is wrapped or cut short with an ellipsis; 0 means 60 % of Height.
+	// The UCI is never printed smaller than 2 mm.
+	MinHeight float64 `toml:"min_height,omitempty"`
+	// Width is the width of the text box in mm; 0 means up to the label's
+	// right margin (text fields).
+	Width float64 `toml:"width,omitempty"`
+	// Lines is the most lines the text may be wrapped onto; 0 means 1. The box
+	// is Lines × Height high. The UCI always takes one line.
+	Lines int `toml:"lines,omitempty"`
+	// Module is the size of one symbol module (QR, DataMatrix) or narrow bar
+	// (Code 128) in mm; each printer gets the whole number of dots closest to it,
+	// never less than 0.25 mm. 0 means 0.33 mm, or the largest module that keeps
+	// the symbol within Size when Size is given.
+	Module float64 `toml:"module,omitempty"`
+	// Magnification is the older way to give Module: dots of a 203 dpi printer
+	// (8 dots/mm), 1–10. It prints the same size at every resolution.
 	Magnification int `toml:"magnification,omitempty"`
-	// Size bounds the QR symbol to a square of this many mm; 0 lets it reach the
-	// label's edge (QR fields).
+	// Size bounds the symbol to a square of this many mm; 0 lets it reach the
+	// label's margin (symbol fields).
 	Size float64 `toml:"size,omitempty"`
 	// Prefix is printed before the value, e.g. "Batch " (text fields).
 	Prefix string `toml:"prefix,omitempty"`
@@ -79,6 +99,9 @@ type Template struct {
 	DPI int `toml:"dpi"`
 	// Gap is the gap between labels on the roll in mm (TSPL GAP); 0 means 2 mm.
 	Gap float64 `toml:"gap,omitempty"`
+	// Margin is the border in mm that no field may print in, where printers
+	// cannot place ink reliably; 0 means 1 mm. Symbol quiet zones may lie in it.
+	Margin float64 `toml:"margin,omitempty"`
 	// Payload is the QR content as a text/template over the keys UCI, Product,
 	// ProductName, Model, Batch, Station, Date, Count and Text, e.g.
 	// "https://manager.example.com/claim?id={{.UCI}}&product={{.Product | urlquery}}".
@@ -96,6 +119,17 @@ const DefaultPayload = "{{.UCI}}"
 
 // DefaultGap is the TSPL gap between labels in mm when a template names none.
 const DefaultGap = 2.0
+
+// DefaultMargin is the border of a label in mm that fields keep clear of when a
+// template names none.
+const DefaultMargin = 1.0
+
+// DefaultModule is the module size of a symbol in mm when a template names
+// neither a module nor a size: 0.33 mm, what handheld scanners read reliably.
+const DefaultModule = 0.33
+
+// MinModule is the smallest module size in mm accepted on any printer.
+const MinModule = 0.25
 
 // Data is what fills one label. A text field whose value is empty or zero (no
 // model, batch 0, no date, count 0) is left off the label.
@@ -120,7 +154,7 @@ func DefaultDevice() Template {
 		DPI:     203,
 		Payload: DefaultPayload,
 		Fields: []Field{
-			{Kind: KindQR, X: 2, Y: 2, Magnification: 5, Size: 15},
+			{Kind: KindQR, X: 2.5, Y: 2.5, Module: 0.5, Size: 15},
 			{Kind: KindProduct, X: 18, Y: 2.5, Height: 3.5},
 			{Kind: KindModel, X: 18, Y: 7, Height: 2.5},
 			{Kind: KindBatch, X: 18, Y: 10.5, Height: 2.5, Prefix: "Batch "},
@@ -140,7 +174,7 @@ func DefaultBatch() Template {
 		DPI:     203,
 		Payload: "{{.Batch}}",
 		Fields: []Field{
-			{Kind: KindQR, X: 3, Y: 3, Magnification: 8, Size: 26},
+			{Kind: KindQR, X: 4, Y: 4, Module: 0.75, Size: 26},
 			{Kind: KindProduct, X: 32, Y: 4, Height: 6},
 			{Kind: KindModel, X: 32, Y: 12, Height: 4},
 			{Kind: KindBatch, X: 32, Y: 19, Height: 6, Prefix: "Batch "},
@@ -207,7 +241,7 @@ func (f Format) ContentType() string {
 	case FormatZPL:
 		return "application/vnd.zebra-zpl"
 	case FormatTSPL:
-		return "text/plain; charset=us-ascii"
+		return "text/plain; charset=windows-1252"
 	case FormatPDF:
 		return "application/pdf"
 	case FormatPNG:

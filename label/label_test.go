@@ -101,13 +101,22 @@ func TestValidate(t *testing.T) {
 		{"field right of the label", func(t *Template) { t.Fields[2].X = 50 }, []string{"field 3 (model)", "outside"}},
 		{"field below the label", func(t *Template) { t.Fields[2].Y = 31 }, []string{"field 3 (model)", "outside"}},
 		{"field at NaN", func(t *Template) { t.Fields[2].Y = math.NaN() }, []string{"field 3 (model)", "outside"}},
-		{"text runs off the bottom", func(t *Template) { t.Fields[5].Y = 27 }, []string{"field 6 (uci)", "runs past the bottom"}},
+		{"text runs off the bottom", func(t *Template) { t.Fields[5].Y = 27 }, []string{"field 6 (uci)", "runs into the 1 mm margin"}},
+		{"text box over another", func(t *Template) { t.Fields[2].Y = 5 }, []string{"field 2 (product) and field 3 (model) overlap"}},
+		{"text box into the QR quiet zone", func(t *Template) { t.Fields[1].X = 14 }, []string{"field 1 (qr) and field 2 (product) overlap", "4-module quiet zone"}},
+		{"QR quiet zone off the label", func(t *Template) { t.Fields[0].X = 1.5 }, []string{"field 1 (qr)", "quiet zone of 4 modules", "runs off the label"}},
+		{"margin too large", func(t *Template) { t.Margin = 15 }, []string{"margin 15 mm"}},
+		{"min height over height", func(t *Template) { t.Fields[1].MinHeight = 5 }, []string{"field 2 (product)", "min_height 5 mm"}},
+		{"lines negative", func(t *Template) { t.Fields[1].Lines = -1 }, []string{"field 2 (product)", "lines -1"}},
+		{"module below the scanners' minimum", func(t *Template) { t.Fields[0].Module = 0.2 }, []string{"field 1 (qr)", "module 0.2 mm"}},
+		{"size too small for 0.25 mm modules", func(t *Template) { t.Fields[0].Module = 0; t.Fields[0].Size = 4 },
+			[]string{"field 1 (qr)", "a scanner needs at least 0.25 mm"}},
+
 		{"text height zero", func(t *Template) { t.Fields[1].Height = 0 }, []string{"field 2 (product)", "text height 0 mm"}},
 		{"text too small for the printer", func(t *Template) { t.Fields[1].Height = 1 }, []string{"field 2 (product)", "at least 10 dots"}},
 		{"prefix with a control character", func(t *Template) { t.Fields[3].Prefix = "Batch\x1b" },
 			[]string{"field 4 (batch)", "prefix", "control character U+001B"}},
 		{"prefix not UTF-8", func(t *Template) { t.Fields[3].Prefix = "\xff" }, []string{"field 4 (batch)", "not valid UTF-8"}},
-		{"QR magnification zero", func(t *Template) { t.Fields[0].Magnification = 0 }, []string{"field 1 (qr)", "magnification 0"}},
 		{"QR magnification 11", func(t *Template) { t.Fields[0].Magnification = 11 }, []string{"field 1 (qr)", "magnification 11"}},
 		{"QR at the top edge", func(t *Template) { t.Fields[0].Y = 1 }, []string{"field 1 (qr)", "y 1 mm", "at least 10 dots"}},
 		{"QR size negative", func(t *Template) { t.Fields[0].Size = -1 }, []string{"field 1 (qr)", "size -1 mm"}},
@@ -118,9 +127,14 @@ func TestValidate(t *testing.T) {
 		{"payload empty", func(t *Template) { t.Payload = "{{if false}}x{{end}}" }, []string{"payload", "empty"}},
 		{"payload over the QR size", func(t *Template) {
 			t.Payload = "https://manager.example.com/claim?id={{.UCI}}&product={{.Product}}"
-		}, []string{"field 1 (qr)", "needs a 49×49-module QR code", "before its 15 mm size", "holds at most 11 bytes"}},
-		{"QR over the label edge", func(t *Template) { t.Fields[0].Size = 0; t.Fields[0].Y = 10; t.Fields[0].Magnification = 10 },
-			[]string{"field 1 (qr)", "210 dots at magnification 10", "before the label's edge"}},
+		}, []string{"field 1 (qr)", "needs a 49×49-module QR code", "24.5 mm at 4-dot (0.5 mm) modules", "larger than its 15 mm size"}},
+		{"QR over the label edge", func(t *Template) {
+			t.Fields = t.Fields[:1]
+			t.Fields[0].Size = 0
+			t.Fields[0].Y = 10
+			t.Fields[0].Module = 1
+		},
+			[]string{"field 1 (qr)", "runs into the 1 mm margin"}},
 		{"payload too long for any QR code", func(t *Template) { t.Payload = `{{printf "%3000s" .UCI}}` },
 			[]string{"field 1 (qr)", "too long for any QR code"}},
 		{"payload longer than the limit", func(t *Template) { t.Payload = `{{printf "%5000s" .UCI}}` },
@@ -165,7 +179,19 @@ func TestCheck(t *testing.T) {
 			t.Payload = "{{with .Batch}}{{$.UCI}}{{end}}"
 			return t
 		}(), FormatZPL, func(d *Data) { d.UCI = serializer.UCI{} }, []string{"has none"}},
-		{"ZPL prints any UTF-8", DefaultDevice(), FormatZPL, func(d *Data) { d.Product.Name = "Größe 日本 Дрель" }, nil},
+		{"ZPL font 0 prints Windows-1252", DefaultDevice(), FormatZPL, func(d *Data) { d.Product.Name = "Größe Çà € “x”" }, nil},
+		{"ZPL font 0 refuses 日本", DefaultDevice(), FormatZPL, func(d *Data) { d.Product.Name = "Größe 日本" },
+			[]string{"field 2 (product)", `"Größe 日本"`, "'日' (U+65E5)", "ZPL font 0 does not have", "zpl_font"}},
+		{"ZPL font 0 refuses emoji in a prefix", func() Template {
+			t := DefaultDevice()
+			t.Fields[3].Prefix = "🔧 "
+			return t
+		}(), FormatZPL, func(d *Data) {}, []string{"field 4 (batch)", "U+1F527"}},
+		{"a named ZPL font prints any UTF-8", func() Template {
+			t := DefaultDevice()
+			t.ZPLFont = "E:ANMDJ.TTF"
+			return t
+		}(), FormatZPL, func(d *Data) { d.Product.Name = "日本 Дрель عربي" }, nil},
 		{"ZPL refuses a newline in a name", DefaultDevice(), FormatZPL, func(d *Data) { d.Product.Name = "Widget\n^XA" },
 			[]string{"field 2 (product)", "control character U+000A"}},
 		{"ZPL refuses C1 controls", DefaultDevice(), FormatZPL, func(d *Data) { d.Product.Model = "WP\u0085" },
@@ -177,8 +203,9 @@ func TestCheck(t *testing.T) {
 			t.Payload = "{{.Batch}}\t{{.Text}}"
 			return t
 		}(), FormatZPL, func(d *Data) { d.Text = "a\x00b" }, nil},
-		{"TSPL refuses é", DefaultDevice(), FormatTSPL, func(d *Data) { d.Product.Name = "Café" },
-			[]string{"field 2 (product)", `"Café"`, "printable ASCII only", "'é'"}},
+		{"TSPL prints Windows-1252", DefaultDevice(), FormatTSPL, func(d *Data) { d.Product.Name = "Café Größe €" }, nil},
+		{"TSPL refuses 日", DefaultDevice(), FormatTSPL, func(d *Data) { d.Product.Name = "Café 日" },
+			[]string{"field 2 (product)", "Windows-1252", "'日'"}},
 		{"TSPL refuses Cyrillic", DefaultDevice(), FormatTSPL, func(d *Data) { d.StationID = "x"; d.Product.Model = "Д-1" },
 			[]string{"field 3 (model)", "'Д'"}},
 		{"TSPL refuses its escape introducer", DefaultDevice(), FormatTSPL, func(d *Data) { d.Product.Name = `A\[R]B` },
@@ -212,7 +239,7 @@ func TestCheck(t *testing.T) {
 		}(), FormatPDF, func(d *Data) { d.Product.Name = "Café" }, nil},
 		{"real product id too long for the QR code", claimTemplate(), FormatZPL,
 			func(d *Data) { d.Product.ID = strings.Repeat("P", 80) },
-			[]string{`label template "claim"`, "field 1 (qr)", "needs a", "before its 26 mm size"}},
+			[]string{`label template "claim"`, "field 1 (qr)", "needs a", "larger than its 26 mm size"}},
 		{"empty payload", func() Template {
 			t := DefaultBatch()
 			t.Payload = "{{.Text}}"
@@ -236,6 +263,36 @@ func TestCheck(t *testing.T) {
 				t.Errorf("Render error %v, want %v", rerr, err)
 			}
 		})
+	}
+}
+
+// TestCheckWidestUCI: a UCI box that holds today's UCI but not the widest one is
+// refused by Check, which configuration loading runs for every printer, naming
+// the field; a renderer never clips a UCI that does not fit.
+func TestCheckWidestUCI(t *testing.T) {
+	for _, f := range []Format{FormatZPL, FormatPDF} { // proportional fonts
+		tmpl := DefaultDevice()
+		tmpl.Fields[5].Width = map[Format]float64{FormatZPL: 35, FormatPDF: 33}[f]
+		d := deviceData()
+		d.UCI = serializer.MustParse("1111111111111111")
+		if _, err := Render(string(f), tmpl, d); err != nil {
+			t.Fatalf("%s: a narrow UCI is refused: %v", f, err)
+		}
+		err := tmpl.Check(f, d)
+		wantInvalid(t, err, `label template "device"`, "field 6 (uci)", "smallest legible height", "widen the box")
+		d.UCI = serializer.MustParse(WorstUCIs[0])
+		_, rerr := Render(string(f), tmpl, d)
+		wantInvalid(t, rerr, "field 6 (uci)", "WWWW-WWWW-WWWW-WWWW")
+	}
+	// The TSPL bitmap fonts are fixed-pitch: every UCI is as wide as the widest.
+	tmpl := DefaultDevice()
+	tmpl.Fields[5].Width = 27
+	wantInvalid(t, tmpl.Check(FormatTSPL, deviceData()), "field 6 (uci)", "needs 228 dots in the TSPL bitmap fonts", "216 dots (27 mm) wide")
+	_, err := TSPL(tmpl, deviceData())
+	wantInvalid(t, err, "field 6 (uci)", "04HM-ASW9-NF6Y-Y093", "228 dots")
+	tmpl.Fields[5].Width = 29
+	if err := tmpl.Check(FormatTSPL, deviceData()); err != nil {
+		t.Errorf("a 29 mm box holds 19 cells of 12 dots: %v", err)
 	}
 }
 
@@ -360,6 +417,8 @@ func TestGolden(t *testing.T) {
 	unicode := deviceData()
 	unicode.Product.Name = "Größe ^~_ 日本"
 	unicode.Product.Model = "Дрель-2"
+	named := DefaultDevice()
+	named.ZPLFont = "E:ANMDJ.TTF"
 	tests := []struct {
 		file string
 		tmpl Template
@@ -372,7 +431,7 @@ func TestGolden(t *testing.T) {
 		{"batch.tspl", DefaultBatch(), batchData(), TSPL},
 		{"claim.zpl", claimTemplate(), deviceData(), ZPL},
 		{"claim.tspl", claimTemplate(), deviceData(), TSPL},
-		{"device-unicode.zpl", DefaultDevice(), unicode, ZPL},
+		{"device-unicode.zpl", named, unicode, ZPL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

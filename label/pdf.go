@@ -107,7 +107,7 @@ func PDF(t Template, d Data) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := c.resolve(FormatPDF, d)
+	r, err := c.resolve(FormatPDF, d, false)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func PDFSheet(t Template, s Sheet, labels []Data) ([]byte, error) {
 	perPage := l.cols * l.rows
 	var buf []byte
 	for i, d := range labels {
-		r, err := c.resolve(FormatPDF, d)
+		r, err := c.resolve(FormatPDF, d, false)
 		if err != nil {
 			return nil, sheetLabelError(i, len(labels), err)
 		}
@@ -197,14 +197,16 @@ func outputPDF(pdf *fpdf.Fpdf) ([]byte, error) {
 func (c *compiled) drawPDF(pdf *fpdf.Fpdf, buf []byte, ox, oy, pageH float64, r resolved) ([]byte, error) {
 	var qr [][]bool
 	for i, f := range c.Fields {
-		x, y := ox+f.X, oy+f.Y
 		if f.Kind != KindQR {
-			if r.texts[i] != "" {
-				pdf.SetFont("Helvetica", "", f.Height*ptPerMM)
-				pdf.Text(x, y+pdfBaseline*f.Height, toCP1252(r.texts[i]))
+			for _, l := range r.lines[i] {
+				h := c.mm(l.face.h)
+				pdf.SetFont("Helvetica", "", h*ptPerMM)
+				pdf.Text(ox+c.mm(l.x), oy+c.mm(l.y)+pdfBaseline*h, toCP1252(l.text))
 			}
 			continue
 		}
+		sym := r.syms[i]
+		x, y := ox+c.mm(sym.ink.x0), oy+c.mm(sym.ink.y0)
 		if qr == nil {
 			var err error
 			if qr, err = qrBitmap(r.payload); err != nil {
@@ -213,7 +215,7 @@ func (c *compiled) drawPDF(pdf *fpdf.Fpdf, buf []byte, ox, oy, pageH float64, r 
 		}
 		// One path of rectangles, one per run of dark modules, filled at once:
 		// no seams between modules when the page is rasterised.
-		m := float64(f.Magnification) * 25.4 / float64(c.DPI) * ptPerMM
+		m := c.mm(sym.module) * ptPerMM
 		x0, top := x*ptPerMM, (pageH-y)*ptPerMM
 		buf = append(buf[:0], "0 g\n"...)
 		for row, line := range qr {

@@ -24,15 +24,25 @@ func (p *pngBuffers) Get() *png.EncoderBuffer {
 
 func (p *pngBuffers) Put(b *png.EncoderBuffer) { p.pool.Put(b) }
 
-// PNG renders a preview of one label at the label's resolution, one pixel per
-// printer dot: the QR code with the printer's module size and the text in the
-// preview font. Text is limited to Windows-1252, as for PDF.
-func PNG(t Template, d Data) ([]byte, error) {
+// PNG renders a preview of one label as a ZPL printer prints it; see Preview.
+func PNG(t Template, d Data) ([]byte, error) { return Preview(FormatZPL, t, d) }
+
+// Preview renders a preview of one label as a printer of language lang (zpl, tspl
+// or pdf) prints it, at the label's resolution, one pixel per printer dot: the
+// symbols with the printer's module size and every line of text where that
+// printer's layout puts it, as wide and as high as its font prints it, drawn in
+// the preview font. A field shrunk, wrapped or cut short on the label is shrunk,
+// wrapped or cut short in the preview. Text is limited to Windows-1252, as for
+// PDF.
+func Preview(lang Format, t Template, d Data) ([]byte, error) {
+	if lang == FormatPNG {
+		lang = FormatZPL
+	}
 	c, err := t.compile()
 	if err != nil {
 		return nil, err
 	}
-	r, err := c.resolve(FormatPNG, d)
+	r, err := c.resolve(lang, d, true)
 	if err != nil {
 		return nil, err
 	}
@@ -52,10 +62,9 @@ func (c *compiled) image(r resolved) (*image.Paletted, error) {
 	img := image.NewPaletted(image.Rect(0, 0, c.dots(c.Width), c.dots(c.Height)), previewPalette)
 	var qr [][]bool
 	for i, f := range c.Fields {
-		x, y := c.dots(f.X), c.dots(f.Y)
 		if f.Kind != KindQR {
-			if r.texts[i] != "" {
-				drawText(img, x, y, c.dots(f.Height), r.texts[i])
+			for _, l := range r.lines[i] {
+				drawText(img, l.x, l.y, l.w, l.face.h, l.text)
 			}
 			continue
 		}
@@ -65,7 +74,8 @@ func (c *compiled) image(r resolved) (*image.Paletted, error) {
 				return nil, c.fieldErrorf(i, "QR code: %v", err)
 			}
 		}
-		m := f.Magnification
+		s := r.syms[i]
+		x, y, m := s.ink.x0, s.ink.y0, s.module
 		for row, line := range qr {
 			for col, dark := range line {
 				if dark {
@@ -77,10 +87,21 @@ func (c *compiled) image(r resolved) (*image.Paletted, error) {
 	return img, nil
 }
 
-// drawText draws s with its cell top-left at (x, y), the cell h pixels high.
-func drawText(img *image.Paletted, x, y, h int, s string) {
-	scale := float64(h) / fontRows
-	pos := func(origin int, cells int) int { return origin + int(float64(cells)*scale) }
+// drawText draws s in the preview font into the w × h pixel box at (x, y): the
+// line's width and height in the printer's font.
+func drawText(img *image.Paletted, x, y, w, h int, s string) {
+	cols := 0
+	for _, r := range s {
+		if g, ok := font[r]; ok {
+			cols += g.width + fontAdvMin
+		}
+	}
+	if cols == 0 {
+		return
+	}
+	sx, sy := float64(w)/float64(cols), float64(h)/fontRows
+	posX := func(c int) int { return x + int(float64(c)*sx) }
+	posY := func(r int) int { return y + int(float64(r)*sy) }
 	col := 0
 	for _, r := range s {
 		g, ok := font[r]
@@ -92,8 +113,8 @@ func drawText(img *image.Paletted, x, y, h int, s string) {
 				if bits&1 == 0 {
 					continue
 				}
-				x0, x1 := pos(x, col+b), pos(x, col+b+1)
-				y0, y1 := pos(y, row), pos(y, row+1)
+				x0, x1 := posX(col+b), posX(col+b+1)
+				y0, y1 := posY(row), posY(row+1)
 				fillRect(img, x0, y0, max(x1, x0+1), max(y1, y0+1))
 			}
 		}

@@ -100,7 +100,6 @@ func TestPNGResolutions(t *testing.T) {
 	for _, dpi := range []int{203, 300, 600} {
 		tmpl := claimTemplate()
 		tmpl.DPI = dpi
-		tmpl.Fields[0].Magnification = dpi / 60
 		d := deviceData()
 		b, err := PNG(tmpl, d)
 		if err != nil {

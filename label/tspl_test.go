@@ -24,7 +24,7 @@ func tsplFields(t testing.TB, tspl []byte) []string {
 			t.Fatalf("bare CR or LF in line %q", l)
 		}
 		for i := 0; i < len(l); i++ {
-			if l[i] < 0x20 || l[i] > 0x7e {
+			if l[i] < 0x20 || l[i] == 0x7f {
 				t.Fatalf("byte %#x in line %q", l[i], l)
 			}
 		}
@@ -34,11 +34,11 @@ func tsplFields(t testing.TB, tspl []byte) []string {
 	}
 	if !regexp.MustCompile(`^SIZE [\d.]+ mm,[\d.]+ mm$`).MatchString(lines[0]) ||
 		!regexp.MustCompile(`^GAP [\d.]+ mm,0$`).MatchString(lines[1]) ||
-		lines[2] != "DIRECTION 1" || lines[3] != "CLS" {
+		lines[2] != "DIRECTION 1" || lines[3] != "CODEPAGE 1252" || lines[4] != "CLS" {
 		t.Fatalf("bad header:\n%s", s)
 	}
 	var fields []string
-	for _, l := range lines[4 : len(lines)-1] {
+	for _, l := range lines[5 : len(lines)-1] {
 		m := tsplLine.FindStringSubmatch(l)
 		if m == nil {
 			t.Fatalf("unexpected line %q", l)
@@ -86,26 +86,34 @@ func TestTSPLInjection(t *testing.T) {
 	}
 }
 
-func TestTSPLFont(t *testing.T) {
+func TestTSPLFaces(t *testing.T) {
 	tests := []struct {
-		mm   float64
-		font string
-		mult int
+		dpi, h int
+		font   string
+		mul    int
 	}{
-		{1.25, "1", 1},
-		{2.5, "2", 1},
-		{3, "3", 1},
-		{3.5, "3", 1},
-		{4, "4", 1},
-		{6, "5", 1},
-		{8, "4", 2},
-		{12, "5", 2},
-		{60, "5", 10},
+		{203, 10, "", 0},
+		{203, 12, "1", 1},
+		{203, 20, "2", 1},
+		{203, 23, "2", 1},
+		{203, 32, "4", 1},
+		{203, 48, "5", 1},
+		{203, 64, "4", 2},
+		{203, 480, "5", 10},
+		{300, 39, "3", 1}, // 300 dpi: "1" is 12 × 20, "3" 24 × 32, "4" 32 × 48
+		{300, 40, "1", 2},
+		{300, 48, "4", 1},
 	}
 	for _, tt := range tests {
-		font, mult := tsplFont(tt.mm)
-		if font != tt.font || mult != tt.mult {
-			t.Errorf("tsplFont(%g mm) = %s×%d, want %s×%d", tt.mm, font, mult, tt.font, tt.mult)
+		f, ok := tsplMetrics{tt.dpi}.largest(tt.h)
+		if !ok {
+			if tt.font != "" {
+				t.Errorf("%d dpi, %d dots: no face", tt.dpi, tt.h)
+			}
+			continue
+		}
+		if f.font != tt.font || f.mul != tt.mul {
+			t.Errorf("%d dpi, %d dots: font %s×%d, want %s×%d", tt.dpi, tt.h, f.font, f.mul, tt.font, tt.mul)
 		}
 	}
 }
@@ -125,7 +133,7 @@ func TestTSPLStructure(t *testing.T) {
 	if !strings.HasPrefix(string(b), "SIZE 100 mm,50 mm\r\nGAP 3.5 mm,0\r\n") {
 		t.Errorf("header:\n%s", b)
 	}
-	if !strings.Contains(string(b), "QRCODE 24,24,Q,8,A,0,M2,\"42\"\r\n") {
+	if !strings.Contains(string(b), "QRCODE 32,32,Q,6,A,0,M2,\"42\"\r\n") {
 		t.Errorf("QR line:\n%s", b)
 	}
 }

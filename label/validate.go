@@ -46,22 +46,27 @@ var sampleData = Data{
 	Count:     9999,
 }
 
-// compiled is a validated template with its parsed payload.
+// compiled is a validated template with its parsed payload and text boxes.
 type compiled struct {
 	Template
 	payload *payloadTemplate
+	boxes   []textBox // by field; zero for symbols
 }
 
-// resolved is a template filled with data: one text per field ("" = left off)
-// and the QR payload.
+// resolved is a template filled with data and laid out: one text per field
+// ("" = left off) with its lines, the payload and each symbol.
 type resolved struct {
 	texts   []string
+	lines   [][]line
 	payload string
+	syms    []symbol
 }
 
-// Validate checks the template on its own: resolution, size, every field's kind and
-// position, and the QR payload template, which must parse, name only known keys and
-// fit the QR field when filled with sample data of realistic length.
+// Validate checks the template on its own: resolution, size, every field's kind,
+// box and symbol, the geometry (every field inside the label's margin, quiet
+// zones inside the label, no field over another) and the payload template, which
+// must parse, name only known keys and fit its symbols when filled with sample
+// data of realistic length.
 func (t Template) Validate() error {
 	_, err := t.compile()
 	return err
@@ -69,16 +74,38 @@ func (t Template) Validate() error {
 
 // Check validates the template and checks that d can be printed with it in format
 // f: the UCI is set when the label shows it, every text is printable in that
-// format, and the payload fits the QR field. Renderers run the same checks;
-// running it at configuration load with each product refuses names a printer
-// cannot print before the first label.
+// format and laid out by its font's metrics, and the payload fits its symbols.
+// A UCI field is also laid out with the widest UCIs (WorstUCIs), so a template
+// that any UCI would not fit is refused. Running it at configuration load with
+// each product and printer refuses what a printer cannot print before the
+// first label.
 func (t Template) Check(f Format, d Data) error {
 	c, err := t.compile()
 	if err != nil {
 		return err
 	}
-	_, err = c.resolve(f, d)
-	return err
+	if _, err = c.resolve(f, d, false); err != nil {
+		return err
+	}
+	if !c.showsUCIText() {
+		return nil
+	}
+	for _, w := range WorstUCIs {
+		d.UCI = serializer.MustParse(w)
+		if _, err := c.resolve(f, d, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *compiled) showsUCIText() bool {
+	for _, f := range c.Fields {
+		if f.Kind == KindUCI {
+			return true
+		}
+	}
+	return false
 }
 
 func (t Template) name() string {
@@ -130,10 +157,14 @@ func (t Template) compile() (*compiled, error) {
 	if !(t.Gap >= 0 && t.Gap <= maxGapMM) {
 		return nil, t.errorf("gap %g mm: must be 0 to %d mm", t.Gap, maxGapMM)
 	}
+	if !(t.Margin >= 0 && 2*t.Margin < min(t.Width, t.Height)) {
+		return nil, t.errorf("margin %g mm: must be 0 or more and leave room inside the %g × %g mm label", t.Margin, t.Width, t.Height)
+	}
 	if t.ZPLFont != "" && !zplFontPattern.MatchString(t.ZPLFont) {
 		return nil, t.errorf("zpl_font %q: must name a printer font such as E:ANMDJ.TTF", t.ZPLFont)
 	}
-	hasQR := false
+	c := &compiled{Template: t, boxes: make([]textBox, len(t.Fields))}
+	hasSymbol := false
 	for i, f := range t.Fields {
 		if !slices.Contains(kinds, f.Kind) {
 			return nil, t.fieldErrorf(i, "unknown kind; known kinds are %s", kindList())
@@ -141,10 +172,13 @@ func (t Template) compile() (*compiled, error) {
 		if !(f.X >= 0 && f.Y >= 0 && f.X < t.Width && f.Y < t.Height) {
 			return nil, t.fieldErrorf(i, "position (%g, %g) mm is outside the %g × %g mm label", f.X, f.Y, t.Width, t.Height)
 		}
-		if f.Kind == KindQR {
-			hasQR = true
-			if f.Magnification < 1 || f.Magnification > 10 {
-				return nil, t.fieldErrorf(i, "magnification %d: must be 1 to 10 dots per module", f.Magnification)
+		if f.Kind.symbol() {
+			hasSymbol = true
+			if f.Magnification < 0 || f.Magnification > 10 {
+				return nil, t.fieldErrorf(i, "magnification %d: must be 1 to 10 dots of a 203 dpi printer per module", f.Magnification)
+			}
+			if !(f.Module == 0 || (f.Module >= MinModule && f.Module <= 5)) {
+				return nil, t.fieldErrorf(i, "module %g mm: must be %g to 5 mm", f.Module, MinModule)
 			}
 			if t.dots(f.Y) < zplQRDrop {
 				return nil, t.fieldErrorf(i, "y %g mm: a QR code must start at least %d dots (%.2g mm at %d dpi) below the top edge, "+
@@ -159,11 +193,21 @@ func (t Template) compile() (*compiled, error) {
 			return nil, t.fieldErrorf(i, "text height %g mm: must be at least %d dots (%.2g mm at %d dpi)",
 				f.Height, minTextDots, minTextDots*25.4/float64(t.DPI), t.DPI)
 		}
-		if f.Y+f.Height > t.Height {
-			return nil, t.fieldErrorf(i, "text at y %g mm, %g mm high, runs past the bottom of the %g mm label", f.Y, f.Height, t.Height)
+		if !(f.MinHeight >= 0 && f.MinHeight <= f.Height) {
+			return nil, t.fieldErrorf(i, "min_height %g mm: must be 0 to its height, %g mm", f.MinHeight, f.Height)
+		}
+		if !(f.Width >= 0 && f.Width <= maxLabelMM) {
+			return nil, t.fieldErrorf(i, "width %g mm: must be 0 to %d mm", f.Width, maxLabelMM)
+		}
+		if f.Lines < 0 || f.Lines > 20 {
+			return nil, t.fieldErrorf(i, "lines %d: must be 0 to 20", f.Lines)
 		}
 		if err := checkPlain(f.Prefix); err != nil {
 			return nil, t.fieldErrorf(i, "prefix %s", err)
+		}
+		c.boxes[i] = t.textBoxFor(i)
+		if b := c.boxes[i].r; b.x1-b.x0 < c.boxes[i].lineH {
+			return nil, t.fieldErrorf(i, "its box %s is narrower than one character", c.rectMM(b))
 		}
 	}
 
@@ -175,24 +219,38 @@ func (t Template) compile() (*compiled, error) {
 	if err != nil {
 		return nil, t.errorf("payload %q does not parse: %v", src, err)
 	}
-	c := &compiled{Template: t, payload: pt}
+	c.payload = pt
 	p, err := pt.execute(sampleData)
 	if err != nil {
 		return nil, t.errorf("payload %q: %v", src, err)
 	}
-	if hasQR {
+	syms := make([]symbol, len(t.Fields))
+	if hasSymbol {
 		if p == "" {
 			return nil, t.errorf("payload %q is empty for sample data", src)
 		}
-		for i, f := range t.Fields {
-			if f.Kind == KindQR {
-				if err := c.fitQR(i, p); err != nil {
-					return nil, err
-				}
-			}
+		if err := c.layoutSymbols(p, syms); err != nil {
+			return nil, err
 		}
 	}
+	if err := c.checkGeometry(syms); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// layoutSymbols lays out every symbol field for payload into syms.
+func (c *compiled) layoutSymbols(payload string, syms []symbol) error {
+	for i, f := range c.Fields {
+		if f.Kind == KindQR {
+			s, err := c.qrSymbol(i, payload)
+			if err != nil {
+				return err
+			}
+			syms[i] = s
+		}
+	}
+	return nil
 }
 
 func kindList() string {
@@ -206,25 +264,28 @@ func kindList() string {
 // usesUCI reports whether the label shows the UCI, as text or in the QR payload.
 func (c *compiled) usesUCI() bool {
 	for _, f := range c.Fields {
-		if f.Kind == KindUCI || (f.Kind == KindQR && c.payload.usesUCI) {
+		if f.Kind == KindUCI || (f.Kind.symbol() && c.payload.usesUCI) {
 			return true
 		}
 	}
 	return false
 }
 
-// resolve fills the template with d and checks that format f can print the result.
-func (c *compiled) resolve(f Format, d Data) (resolved, error) {
+// resolve fills the template with d, checks that format f (and with preview, the
+// PNG preview too) can print the result, and lays it out by f's metrics.
+func (c *compiled) resolve(f Format, d Data, preview bool) (resolved, error) {
 	if d.UCI.IsZero() && c.usesUCI() {
 		return resolved{}, c.errorf("the label shows a UCI and the data has none")
 	}
-	r := resolved{texts: make([]string, len(c.Fields))}
-	hasQR := false
+	n := len(c.Fields)
+	r := resolved{texts: make([]string, n), lines: make([][]line, n)}
+	m := c.metricsFor(f)
+	hasSymbol := false
 	for i, fl := range c.Fields {
 		var v string
 		switch fl.Kind {
 		case KindQR:
-			hasQR = true
+			hasSymbol = true
 			continue
 		case KindUCI:
 			v = d.UCI.Grouped()
@@ -257,12 +318,21 @@ func (c *compiled) resolve(f Format, d Data) (resolved, error) {
 			continue // nothing to print: the field is left off
 		}
 		v = fl.Prefix + v
-		if err := checkText(f, v); err != nil {
+		if preview {
+			if err := c.checkText(FormatPNG, v); err != nil {
+				return resolved{}, c.fieldErrorf(i, "%s", err)
+			}
+		}
+		if err := c.checkText(f, v); err != nil {
 			return resolved{}, c.fieldErrorf(i, "%s", err)
 		}
-		r.texts[i] = v
+		ls, err := c.layoutText(m, i, v, fl.Kind == KindUCI)
+		if err != nil {
+			return resolved{}, err
+		}
+		r.texts[i], r.lines[i] = v, ls
 	}
-	if !hasQR {
+	if !hasSymbol {
 		return r, nil
 	}
 	p, err := c.payload.execute(d)
@@ -275,42 +345,15 @@ func (c *compiled) resolve(f Format, d Data) (resolved, error) {
 	if err := checkPayload(f, p); err != nil {
 		return resolved{}, c.errorf("QR payload %s", err)
 	}
-	for i, fl := range c.Fields {
-		if fl.Kind == KindQR {
-			if err := c.fitQR(i, p); err != nil {
-				return resolved{}, err
-			}
-		}
+	r.syms = make([]symbol, n)
+	if err := c.layoutSymbols(p, r.syms); err != nil {
+		return resolved{}, err
+	}
+	if err := c.checkGeometry(r.syms); err != nil {
+		return resolved{}, err
 	}
 	r.payload = p
 	return r, nil
-}
-
-// fitQR checks that payload fits QR field i, both in a QR symbol and on the label.
-func (c *compiled) fitQR(i int, payload string) error {
-	f := c.Fields[i]
-	room := min(c.dots(c.Width)-c.dots(f.X), c.dots(c.Height)-c.dots(f.Y))
-	limit := "the label's edge"
-	if f.Size > 0 && c.dots(f.Size) < room {
-		room, limit = c.dots(f.Size), fmt.Sprintf("its %g mm size", f.Size)
-	}
-	mode, n := qrMode(payload)
-	fit := qrVersionFor(room / f.Magnification)
-	v := qrVersion(mode, n)
-	if v > 0 && v <= fit {
-		return nil
-	}
-	holds := "nothing"
-	if fit > 0 {
-		holds = fmt.Sprintf("at most %d %s", qrCapacity[mode][fit-1], mode)
-	}
-	if v == 0 {
-		return c.fieldErrorf(i, "payload %s is %d %s: too long for any QR code", quote(payload), n, mode)
-	}
-	side := qrModules(v)
-	return c.fieldErrorf(i, "payload %s (%d %s) needs a %d×%d-module QR code, %d dots at magnification %d, "+
-		"but only %d dots fit before %s, which holds %s", quote(payload), n, mode, side, side,
-		side*f.Magnification, f.Magnification, room, limit, holds)
 }
 
 // checkPlain accepts text that is valid UTF-8 without control characters.
@@ -326,14 +369,30 @@ func checkPlain(s string) error {
 	return nil
 }
 
-// checkText accepts text that format f prints as it is.
+// checkText accepts text that format f prints as it is in the template's font:
+// under a named ZPL font anything printable, as the operator vouches for it.
+func (c *compiled) checkText(f Format, s string) error {
+	if f == FormatZPL && c.ZPLFont != "" {
+		return checkPlain(s)
+	}
+	return checkText(f, s)
+}
+
+// checkText accepts text that format f prints as it is in its built-in font.
 func checkText(f Format, s string) error {
 	if err := checkPlain(s); err != nil {
 		return err
 	}
 	switch f {
+	case FormatZPL:
+		for _, r := range s {
+			if _, ok := cp1252(r); !ok {
+				return fmt.Errorf("%s needs %q (%U), which ZPL font 0 does not have; name a printer font that has it in zpl_font",
+					quote(s), r, r)
+			}
+		}
 	case FormatTSPL:
-		return checkTSPL(s)
+		return checkTSPLText(s)
 	case FormatPDF, FormatPNG:
 		for _, r := range s {
 			if _, ok := cp1252(r); !ok {
@@ -353,6 +412,20 @@ func checkPayload(f Format, s string) error {
 	}
 	if f == FormatTSPL {
 		return checkTSPL(s)
+	}
+	return nil
+}
+
+// checkTSPLText accepts Windows-1252 text, which TSPL prints under CODEPAGE 1252,
+// without the \[ escape introducer.
+func checkTSPLText(s string) error {
+	for _, r := range s {
+		if _, ok := cp1252(r); !ok {
+			return fmt.Errorf("%s: TSPL labels print Western European (Windows-1252) text only, not %q; print it as ZPL", quote(s), r)
+		}
+	}
+	if strings.Contains(s, `\[`) {
+		return fmt.Errorf(`%s contains \[, which TSPL printers read as an escape`, quote(s))
 	}
 	return nil
 }

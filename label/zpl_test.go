@@ -82,6 +82,7 @@ func TestZPLDefaultDeviceSize(t *testing.T) {
 }
 
 func TestZPLQRField(t *testing.T) {
+	origin := map[string]string{"device": "^FO20,10", "claim": "^FO16,6"} // ^FO y is 10 dots above the QR code
 	for _, tmpl := range []Template{DefaultDevice(), claimTemplate()} {
 		d := deviceData()
 		b, err := ZPL(tmpl, d)
@@ -90,7 +91,7 @@ func TestZPLQRField(t *testing.T) {
 		}
 		pt, _ := parsePayload(tmpl.Payload)
 		payload, _ := pt.execute(d)
-		want := fmt.Sprintf("^BY2,3,10^FO16,6^BQN,2,%d^FH^FDQA,%s^FS", tmpl.Fields[0].Magnification, payload)
+		want := fmt.Sprintf("^BY2,3,10%s^BQN,2,4^FH^FDQA,%s^FS", origin[tmpl.Name], payload) // 0.5 mm modules: 4 dots at 203 dpi
 		if !strings.Contains(string(b), "^BQN,2,") || !strings.Contains(string(b), "^FDQA,"+payload) || !strings.Contains(string(b), want) {
 			t.Errorf("%s: no %q in\n%s", tmpl.Name, want, b)
 		}
@@ -166,15 +167,25 @@ func TestZPLNonASCIINames(t *testing.T) {
 	tests := []struct{ name, escaped string }{
 		{"Café", "Caf_C3_A9"},
 		{"Straße", "Stra_C3_9Fe"},
+		{"Ærø ØÅ", "_C3_86r_C3_B8 _C3_98_C3_85"},
+		{"€ “q”", "_E2_82_AC _E2_80_9Cq_E2_80_9D"},
 		{"日本", "_E6_97_A5_E6_9C_AC"},
 		{"Дрель", "_D0_94_D1_80_D0_B5_D0_BB_D1_8C"},
-		{"Ærø ØÅ", "_C3_86r_C3_B8 _C3_98_C3_85"},
 		{"emoji 🔧", "emoji _F0_9F_94_A7"},
 	}
+	named := DefaultDevice()
+	named.ZPLFont = "E:ANMDJ.TTF"
 	for _, tt := range tests {
 		d := deviceData()
 		d.Product.Name = tt.name
-		b, err := ZPL(DefaultDevice(), d)
+		tmpl := DefaultDevice()
+		if !zplFont0(tt.name) {
+			// Font 0 lacks the glyphs: refused, unless a printer font is named.
+			_, err := ZPL(tmpl, d)
+			wantInvalid(t, err, "field 2 (product)", "ZPL font 0 does not have")
+			tmpl = named
+		}
+		b, err := ZPL(tmpl, d)
 		if err != nil {
 			t.Fatalf("%q: %v", tt.name, err)
 		}
@@ -212,7 +223,9 @@ func TestZPLInjection(t *testing.T) {
 	d.StationID = "^PQ99"
 	d.Text = "~HS"
 	tmpl := DefaultBatch()
-	tmpl.Fields = append(tmpl.Fields, Field{Kind: KindText, X: 60, Y: 45, Height: 3})
+	tmpl.Fields[1].MinHeight = 2 // the long name fits on its line
+	tmpl.Fields[5].Width = 30
+	tmpl.Fields = append(tmpl.Fields, Field{Kind: KindText, X: 63, Y: 37, Height: 3})
 	d.Count = 250
 	b, err := ZPL(tmpl, d)
 	if err != nil {
