@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"serialbox/serializer"
@@ -34,28 +35,41 @@ func (db *DB) SetEventOutbox(ctx context.Context, on bool) error {
 	return err
 }
 
-// issuedEvent is the payload of a device.issued event.
-type issuedEvent struct {
-	UCI      string          `json:"uci"`
-	Batch    int64           `json:"batch"`
-	Product  string          `json:"product"`
-	Identity string          `json:"identity,omitempty"`
-	Attrs    json.RawMessage `json:"attributes,omitempty"`
-}
-
-// insertIssuedEvent records a device.issued event in the issuing transaction.
+// insertIssuedEvent records a device.issued event in the issuing transaction. The
+// payload is written by hand: this runs for every device, inside the group commit.
 func insertIssuedEvent(ctx context.Context, tx querier, now time.Time, is serializer.Issued) error {
 	d := is.Device
-	ev := issuedEvent{UCI: d.UCI.String(), Batch: d.BatchID, Product: d.ProductID, Identity: d.Identity}
-	if json.Valid(d.Attributes) {
-		ev.Attrs = d.Attributes
+	buf := make([]byte, 0, 128+len(d.Attributes))
+	buf = append(buf, `{"uci":"`...)
+	buf = append(buf, d.UCI.String()...) // Crockford base32: nothing to escape
+	buf = append(buf, `","batch":`...)
+	buf = strconv.AppendInt(buf, d.BatchID, 10)
+	buf = append(buf, `,"product":`...)
+	buf = appendJSONString(buf, d.ProductID)
+	if d.Identity != "" {
+		buf = append(buf, `,"identity":`...)
+		buf = appendJSONString(buf, d.Identity)
 	}
-	payload, err := json.Marshal(ev)
-	if err != nil {
-		return err
+	if len(d.Attributes) > 0 && json.Valid(d.Attributes) {
+		buf = append(buf, `,"attributes":`...)
+		buf = append(buf, d.Attributes...)
 	}
-	_, err = tx.ExecContext(ctx, qInsertEvent, ms(now), d.StationID, events.DeviceIssued, string(payload))
+	buf = append(buf, '}')
+	_, err := tx.ExecContext(ctx, qInsertEvent, ms(now), d.StationID, events.DeviceIssued, string(buf))
 	return err
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(buf, q...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }
 
 // PublishedSeq returns the newest event the broker acknowledged.

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"serialbox/serializer"
@@ -119,5 +120,31 @@ func TestEventOutbox(t *testing.T) {
 	issue()
 	if n, _ := db.NewestSeq(ctx); n != newest {
 		t.Fatalf("the outbox was switched off, yet seq moved from %d to %d", newest, n)
+	}
+}
+
+// BenchmarkIssueEventOutbox is BenchmarkIssue (group commit) with the event outbox off
+// and on: what one device.issued row per device costs the issuing path.
+func BenchmarkIssueEventOutbox(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("outbox=%v", on), func(b *testing.B) {
+			db := MustOpenDB(b)
+			if err := db.SetEventOutbox(context.Background(), on); err != nil {
+				b.Fatal(err)
+			}
+			svc := newService(b, db, autoStation)
+			b.SetParallelism(32) // 64 goroutines on two cores
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := svc.Issue(context.Background(), serializer.IssueRequest{}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ucis/s")
+		})
 	}
 }

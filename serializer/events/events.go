@@ -90,7 +90,9 @@ type Publisher struct {
 	Prefix string // topic prefix, e.g. "factory/line1"
 	Logger *slog.Logger
 	Clock  loop.Clock
-	// Batch is the most events sent before the outbox is told; 0 = 256.
+	// Batch is the most events sent before the outbox is told; 0 = 1000. Each telling
+	// is a write transaction on the appliance's one writer, beside the jigs' commits,
+	// so a busy line is told about in large steps.
 	Batch int
 	// Idle is the wait between looks at an outbox found empty; 0 = 250 ms.
 	Idle time.Duration
@@ -108,7 +110,7 @@ type Publisher struct {
 // Start runs the publisher in the background until Close.
 func (p *Publisher) Start() {
 	if p.Batch <= 0 {
-		p.Batch = 256
+		p.Batch = 1000
 	}
 	if p.Idle <= 0 {
 		p.Idle = 250 * time.Millisecond

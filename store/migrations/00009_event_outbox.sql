@@ -1,14 +1,16 @@
 -- The event outbox: what happened on the line, one row per event, written in the
 -- transaction that made the change it reports, and published from here to the
 -- factory's MQTT broker in seq order. seq is consecutive: a transaction rolled back
--- (or a refused request's savepoint) takes its rows and their numbers with it.
+-- (or a refused request's savepoint) takes its rows and their numbers with it. It is
+-- the rowid without AUTOINCREMENT (which would write sqlite_sequence for every row):
+-- only the oldest published events are ever deleted, so a number is never reused.
 --
 -- Devices issued by a jig are recorded by the issue committer (store/events.go); the
 -- other events come from the triggers below. Nothing is written while the outbox is
 -- off (event_outbox.enabled = 0, the state without an [mqtt] block).
 -- +goose Up
 CREATE TABLE events (
-	seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+	seq        INTEGER PRIMARY KEY,
 	at         INTEGER NOT NULL,
 	station_id TEXT NOT NULL,
 	kind       TEXT NOT NULL,
